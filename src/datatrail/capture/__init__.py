@@ -1,0 +1,19 @@
+"""Capture: ``@track``, ``run()`` contexts, code version, environment, content hashing, redaction."""
+
+from datatrail.capture._redact import REDACTED, Secret
+from datatrail.capture._state import configure, flush, settings, shutdown
+from datatrail.capture._track import RunHandle, bind_context, current_run, run, track
+
+__all__ = [
+    "REDACTED",
+    "RunHandle",
+    "Secret",
+    "bind_context",
+    "configure",
+    "current_run",
+    "flush",
+    "run",
+    "settings",
+    "shutdown",
+    "track",
+]

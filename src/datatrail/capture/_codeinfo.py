@@ -1,0 +1,212 @@
+"""Code version, environment and actor, each computed once and cached.
+
+All of this runs on the writer thread, never on the caller's: git is asked
+once per repository per process, a function's source is hashed once, and the
+package list is recomputed only when the set of imported modules has grown.
+"""
+
+from __future__ import annotations
+
+import getpass
+import importlib.metadata
+import inspect
+import os
+import platform
+import socket
+import subprocess
+import sys
+import threading
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+from datatrail.model import Actor, CodeVersion, Environment, GitInfo, canonical_bytes, now_ts, uuid7
+
+__all__ = ["actor", "code_version_for", "environment", "git_info"]
+
+_lock = threading.Lock()
+
+
+def _git(cwd: Path, *args: str) -> bytes | None:
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            timeout=10,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+@cache
+def git_info(directory: str) -> GitInfo | None:
+    """The git state of the repository containing ``directory``, or None outside git."""
+    cwd = Path(directory)
+    if not cwd.is_dir():
+        return None
+    root = _git(cwd, "rev-parse", "--show-toplevel")
+    commit = _git(cwd, "rev-parse", "HEAD")
+    if root is None or commit is None:
+        return None
+    branch = _git(cwd, "rev-parse", "--abbrev-ref", "HEAD")
+    status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
+    dirty = bool(status and status.strip())
+    diff_hash = None
+    if dirty:
+        diff = _git(cwd, "diff", "HEAD", "--binary") or b""
+        diff_hash = "blake3:" + blake3.blake3(diff).hexdigest()
+    remote = _git(cwd, "config", "--get", "remote.origin.url")
+    return GitInfo(
+        commit=commit.decode().strip(),
+        branch=(branch or b"").decode().strip() or None,
+        dirty=dirty,
+        diff_hash=diff_hash,
+        root=root.decode().strip(),
+        remote=_strip_credentials((remote or b"").decode().strip()) or None,
+    )
+
+
+def _strip_credentials(url: str) -> str:
+    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return url
+
+
+def _source_hash(obj: Any) -> str | None:
+    try:
+        source = inspect.getsource(obj)
+    except (OSError, TypeError):
+        return None
+    return "blake3:" + blake3.blake3(source.encode()).hexdigest()
+
+
+def _file_hash(path: str) -> str | None:
+    try:
+        return "blake3:" + blake3.blake3(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+_emitted_code: dict[tuple[Any, ...], str] = {}
+
+
+def code_version_for(
+    *,
+    func: Any = None,
+    module: str | None,
+    qualname: str | None,
+    file: str | None,
+    line: int | None,
+) -> tuple[str, CodeVersion | None]:
+    """The code id for a function (or a file, for ``run()`` blocks) and its event the first time."""
+    key = (id(func) if func is not None else None, module, qualname, file, line)
+    with _lock:
+        known = _emitted_code.get(key)
+    if known is not None:
+        return known, None
+    source_hash = _source_hash(func) if func is not None else (_file_hash(file) if file else None)
+    git = git_info(str(Path(file).parent)) if file else None
+    body = {
+        "module": module,
+        "qualname": qualname,
+        "file": file,
+        "line": line,
+        "source_hash": source_hash,
+        "git": git,
+    }
+    code_id = "blake3:" + blake3.blake3(canonical_bytes(body)).hexdigest()
+    event = CodeVersion(
+        id=uuid7(),
+        ts=now_ts(),
+        code_id=code_id,
+        module=module,
+        qualname=qualname,
+        file=file,
+        line=line,
+        source_hash=source_hash,
+        git=git,
+    )
+    with _lock:
+        _emitted_code[key] = code_id
+    return code_id, event
+
+
+_env_cache: dict[str, Any] = {"modules": -1, "env_id": None}
+
+
+def _imported_packages() -> dict[str, str]:
+    top = {name.split(".", 1)[0] for name in list(sys.modules) if not name.startswith("_")}
+    mapping = importlib.metadata.packages_distributions()
+    packages: dict[str, str] = {}
+    for module in top:
+        for dist in mapping.get(module, ()):
+            if dist in packages:
+                continue
+            try:
+                packages[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return dict(sorted(packages.items()))
+
+
+def environment() -> tuple[str, Environment | None]:
+    """The current environment id, and its event when it is new to this process."""
+    count = len(sys.modules)
+    with _lock:
+        if _env_cache["modules"] == count and _env_cache["env_id"] is not None:
+            return str(_env_cache["env_id"]), None
+    python, implementation, plat = (
+        platform.python_version(),
+        platform.python_implementation(),
+        platform.platform(),
+    )
+    packages = _imported_packages()
+    body = {
+        "python": python,
+        "implementation": implementation,
+        "platform": plat,
+        "packages": packages,
+    }
+    env_id = "blake3:" + blake3.blake3(canonical_bytes(body)).hexdigest()
+    with _lock:
+        changed = env_id != _env_cache["env_id"]
+        _env_cache.update(modules=count, env_id=env_id)
+    if not changed:
+        return env_id, None
+    return env_id, Environment(
+        id=uuid7(),
+        ts=now_ts(),
+        env_id=env_id,
+        python=python,
+        implementation=implementation,
+        platform=plat,
+        packages=packages,
+    )
+
+
+@cache
+def actor() -> Actor:
+    """Who is running this process: the OS user and the host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return Actor(user=user, host=socket.gethostname())
+
+
+def reset_caches() -> None:
+    """Forget cached code versions and environment (tests, and after fork)."""
+    with _lock:
+        _emitted_code.clear()
+        _env_cache.update(modules=-1, env_id=None)
+    git_info.cache_clear()
+
+
+os.register_at_fork(after_in_child=reset_caches)

@@ -1,0 +1,585 @@
+"""Hashing and summaries of tables: pandas, polars and pyarrow, from column buffers.
+
+Imported by ``_hashing`` only when a table value is hashed. Every table is
+hashed column by column from its buffers, never row by row, normalised so that
+the same logical content gives the same digest however it is chunked, sliced or
+laid out, and in whichever of the three libraries it lives.
+
+Per column, three plain BLAKE3 streams, each fed chunk after chunk, so a chunk
+boundary cannot move a byte from one stream into another:
+
+* values: fixed-width types as their little-endian value bytes over exactly the
+  rows the array covers (its offset respected), zero under nulls, float NaNs
+  rewritten to the one quiet NaN; booleans one byte (0/1) per row, 0 under
+  nulls; strings and binaries their lengths as int64, 0 under nulls;
+* validity, only when the column has nulls: one byte per row, 1 valid, 0 null;
+* data, strings and binaries only: the bytes of the non-null values in order.
+
+Dictionary arrays are decoded, extension arrays hashed as their storage,
+string/binary views as strings/binaries. Types with no buffer rule (lists,
+structs, maps, unions) fall back to one MessagePack encoding per
+``to_pylist()`` element: correct, and slow.
+
+The column digest is BLAKE3 (``column`` domain) over its type name, row count,
+null count and the stream digests. The table digest is BLAKE3 (``table``
+domain) over canonical JSON ``{"rows": n, "schema": [[name, type], ...]}`` and
+the column digests in order.
+
+Type names are Arrow's, with one name per logical type across libraries:
+``string`` (string, large_string, string_view, pandas ``str``, polars
+``String``), ``binary`` likewise, ``list<...>`` for every list flavour;
+numpy/pandas dtypes map to Arrow's names (``int64``, ``double``, ``float``,
+``halffloat``, ``bool``, ``timestamp[us, tz=UTC]``, ``duration[ns]``).
+
+pandas rules: NaN in a float column and NaT in a datetime column are nulls (as
+pandas' ``isna`` and every pandas→Arrow/polars converter say); in Arrow and
+polars NaN is a value, distinct from null. A ``RangeIndex`` with step 1 is
+ignored whatever its start, so ``df.iloc[10:20]`` equals a fresh frame of the
+same values; any other index is folded in as trailing columns ``__index__``
+(``__index__0``, ``__index__1``, ... for a MultiIndex) and the header gains
+``"index": k``. Index names are not hashed. Non-string column names are hashed
+as ``str(name)``. A Series (pandas or polars) or an Arrow array is a one-column
+table named after the series (``""`` when unnamed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from datatrail.capture._hashing import (
+    ContentHash,
+    domain_hasher,
+    format_digest,
+    raw_hasher,
+    u64,
+)
+from datatrail.model import canonical_bytes
+
+__all__ = ["hash_arrow", "hash_pandas", "hash_polars", "summarize_table"]
+
+_NUMPY_TO_ARROW: Final[dict[str, str]] = {
+    "i1": "int8",
+    "i2": "int16",
+    "i4": "int32",
+    "i8": "int64",
+    "u1": "uint8",
+    "u2": "uint16",
+    "u4": "uint32",
+    "u8": "uint64",
+    "f2": "halffloat",
+    "f4": "float",
+    "f8": "double",
+    "b1": "bool",
+}
+_ARROW_TIME_UNITS: Final = frozenset({"s", "ms", "us", "ns"})
+_NAT: Final = np.iinfo(np.int64).min
+
+
+class _Unhashable(Exception):
+    """A column holds values with no canonical encoding (arbitrary Python objects)."""
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, dt.datetime | dt.date | dt.time):
+        return obj.isoformat()
+    if isinstance(obj, decimal.Decimal):
+        return str(obj)
+    raise TypeError(f"no canonical encoding for {type(obj).__qualname__}")
+
+
+_msgpack: Final = msgspec.msgpack.Encoder(order="sorted", enc_hook=_enc_hook)
+
+
+# -- type names ---------------------------------------------------------------------------
+
+
+def _storage(t: Any) -> Any:
+    """The type whose buffers are hashed: extension → storage, dictionary → values."""
+    while True:
+        if isinstance(t, pa.ExtensionType):
+            t = t.storage_type
+        elif pa.types.is_dictionary(t):
+            t = t.value_type
+        else:
+            return t
+
+
+def type_name(t: Any) -> str:
+    """The library-independent name of an Arrow type (see the module docstring)."""
+    if isinstance(t, pa.ExtensionType):
+        return str(t)
+    if pa.types.is_dictionary(t):
+        return type_name(t.value_type)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return "binary"
+    if pa.types.is_fixed_size_list(t):
+        return f"list<{type_name(t.value_type)}>[{t.list_size}]"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or _is_list_view(t):
+        return f"list<{type_name(t.value_type)}>"
+    if pa.types.is_struct(t):
+        fields = ", ".join(
+            f"{t.field(i).name}: {type_name(t.field(i).type)}" for i in range(t.num_fields)
+        )
+        return f"struct<{fields}>"
+    if pa.types.is_map(t):
+        return f"map<{type_name(t.key_type)}, {type_name(t.item_type)}>"
+    return str(t)
+
+
+def _is_list_view(t: Any) -> bool:
+    return bool(pa.types.is_list_view(t) or pa.types.is_large_list_view(t))
+
+
+def _layout(t: Any) -> str:
+    """How a storage type is streamed: null, bool, float, fixed, var, or object."""
+    if pa.types.is_null(t):
+        return "null"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "var"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "var"
+    if pa.types.is_string_view(t) or pa.types.is_binary_view(t):
+        return "view"
+    try:
+        width = t.bit_width
+    except ValueError:
+        return "object"
+    return "fixed" if width % 8 == 0 else "object"
+
+
+# -- one column ---------------------------------------------------------------------------
+
+
+class _Column:
+    """The value, validity and data streams of one column, and its digest."""
+
+    def __init__(self, name: str, *, rows: int, nulls: int, nbytes: int, var: bool) -> None:
+        self.name = name
+        self.rows = rows
+        self.nulls = nulls
+        self.values = raw_hasher(nbytes)
+        self.validity = raw_hasher(rows) if nulls else None
+        self.data = raw_hasher(nbytes) if var else None
+        self.fed = 0
+
+    def feed(self, hasher: Any, buffer: np.ndarray[Any, Any] | bytes) -> None:
+        if isinstance(buffer, np.ndarray):
+            # BLAKE3 takes byte buffers only; a contiguous view costs nothing.
+            buffer = np.ascontiguousarray(buffer).reshape(-1).view(np.uint8)
+            self.fed += buffer.nbytes
+        else:
+            self.fed += len(buffer)
+        hasher.update(buffer)
+
+    def digest(self) -> bytes:
+        hasher = domain_hasher("column")
+        encoded = self.name.encode()
+        hasher.update(u64(len(encoded)) + encoded + u64(self.rows) + u64(self.nulls))
+        hasher.update(self.values.digest())
+        if self.validity is not None:
+            hasher.update(self.validity.digest())
+        if self.data is not None:
+            hasher.update(self.data.digest())
+        return bytes(hasher.digest())
+
+
+def _canonical_floats(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``values`` with every NaN rewritten to the one quiet NaN (copied only if any)."""
+    # A dot product of a vector with itself is NaN exactly when an element is NaN
+    # (squares are never negative, so inf - inf cannot happen), and BLAS runs it at
+    # memory speed: far cheaper than isnan().any() on the common NaN-free path.
+    if values.dtype.itemsize >= 4 and not math.isnan(float(np.dot(values, values))):
+        return values
+    missing = np.isnan(values)
+    if not missing.any():
+        return values
+    fixed = values.copy()
+    fixed[missing] = np.nan
+    return fixed
+
+
+def _validity(chunk: Any) -> np.ndarray[Any, Any]:
+    """One byte per row of an Arrow array: 1 valid, 0 null."""
+    rows = len(chunk)
+    if chunk.null_count == 0:
+        return np.ones(rows, np.uint8)
+    if chunk.null_count == rows:
+        return np.zeros(rows, np.uint8)
+    bitmap = chunk.buffers()[0]
+    if bitmap is None:  # unions and the like keep validity elsewhere
+        valid: np.ndarray[Any, Any] = pc.is_valid(chunk).to_numpy(zero_copy_only=False)
+        return valid.view(np.uint8)
+    offset = chunk.offset
+    bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), count=offset + rows, bitorder="little")
+    return bits[offset:]
+
+
+def _decode(chunk: Any) -> Any:
+    while True:
+        if isinstance(chunk.type, pa.ExtensionType):
+            chunk = chunk.storage
+        elif pa.types.is_dictionary(chunk.type):
+            chunk = chunk.dictionary_decode()
+        elif pa.types.is_string_view(chunk.type):
+            chunk = chunk.cast(pa.large_string())
+        elif pa.types.is_binary_view(chunk.type):
+            chunk = chunk.cast(pa.large_binary())
+        else:
+            return chunk
+
+
+def _feed_fixed(
+    col: _Column, values: np.ndarray[Any, Any], valid: np.ndarray[Any, Any] | None
+) -> None:
+    """Feed fixed-width values (numpy, little-endian), zeroing the slots under nulls."""
+    if valid is not None:
+        values = np.where(valid.reshape((-1,) + (1,) * (values.ndim - 1)).astype(bool), values, 0)
+    col.feed(col.values, np.ascontiguousarray(values).reshape(-1).view(np.uint8))
+
+
+def _feed_arrow_chunk(col: _Column, chunk: Any, layout: str) -> None:
+    rows = len(chunk)
+    if rows == 0:
+        return
+    valid = _validity(chunk) if col.validity is not None else None
+    if col.validity is not None and valid is not None:
+        col.feed(col.validity, valid)
+    chunk_valid = valid if chunk.null_count else None
+    offset = chunk.offset
+    buffers = chunk.buffers()
+    if layout == "null":
+        return
+    if layout == "object":
+        encoded = []
+        for item in chunk.to_pylist():
+            try:
+                packed = _msgpack.encode(item)
+            except (TypeError, ValueError) as exc:
+                raise _Unhashable(str(exc)) from exc
+            encoded.append(u64(len(packed)) + packed)
+        col.feed(col.values, b"".join(encoded))
+        return
+    if layout == "bool":
+        bits = np.unpackbits(
+            np.frombuffer(buffers[1], np.uint8), count=offset + rows, bitorder="little"
+        )
+        flags = bits[offset:]
+        col.feed(col.values, flags if chunk_valid is None else flags & chunk_valid)
+        return
+    if layout == "var":
+        _feed_var(col, chunk, chunk_valid)
+        return
+    width = chunk.type.bit_width // 8
+    raw = np.frombuffer(buffers[1], np.uint8, count=(offset + rows) * width)[offset * width :]
+    if layout == "float":
+        values = _canonical_floats(raw.view(f"<f{width}"))
+        _feed_fixed(col, values, chunk_valid)
+    else:
+        _feed_fixed(col, raw.reshape(rows, width), chunk_valid)
+
+
+def _feed_var(col: _Column, chunk: Any, valid: np.ndarray[Any, Any] | None) -> None:
+    large = pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type)
+    offsets_of = np.int64 if large else np.int32
+
+    def offsets(array: Any) -> np.ndarray[Any, Any]:
+        start = array.offset
+        whole = np.frombuffer(array.buffers()[1], offsets_of, count=start + len(array) + 1)
+        return whole[start:]
+
+    bounds = offsets(chunk)
+    lengths = np.diff(bounds).astype("<i8")
+    if valid is not None and lengths[valid == 0].any():
+        # Bytes under a null slot are garbage: rebuild without them (rare, so a copy is fine).
+        empty = (
+            "" if pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type) else b""
+        )
+        chunk = pc.fill_null(chunk, pa.scalar(empty, chunk.type))
+        bounds = offsets(chunk)
+        lengths = np.diff(bounds).astype("<i8")
+    col.feed(col.values, lengths)
+    assert col.data is not None
+    data = chunk.buffers()[2]
+    if data is not None and bounds[-1] > bounds[0]:
+        col.feed(col.data, np.frombuffer(data, np.uint8)[int(bounds[0]) : int(bounds[-1])])
+
+
+def _arrow_column(name: str, column: Any) -> tuple[str, _Column]:
+    """Hash an Arrow Array or ChunkedArray; returns (type name, column)."""
+    given: Sequence[Any] = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    # Decoded first: a dictionary may hold nulls of its own that only show once decoded.
+    chunks = [_decode(chunk) for chunk in given]
+    layout = _layout(_storage(column.type))
+    var = layout in ("var", "view")
+    nulls = sum(chunk.null_count for chunk in chunks)
+    col = _Column(name, rows=len(column), nulls=nulls, nbytes=column.nbytes, var=var)
+    for chunk in chunks:
+        _feed_arrow_chunk(col, chunk, "var" if var else layout)
+    return type_name(column.type), col
+
+
+def _numpy_column(name: str, values: np.ndarray[Any, Any]) -> tuple[str, _Column] | None:
+    """Hash a numpy-backed pandas column; None when its dtype has no fast path."""
+    dtype = values.dtype
+    if dtype.kind in "mM":
+        unit = np.datetime_data(dtype)[0]
+        if unit not in _ARROW_TIME_UNITS:
+            return None
+        tname = f"timestamp[{unit}]" if dtype.kind == "M" else f"duration[{unit}]"
+        ints = np.ascontiguousarray(values).view("<i8") if dtype.byteorder != ">" else None
+        if ints is None:
+            return None
+        missing = ints == _NAT
+        return tname, _numpy_feed(name, ints, missing if missing.any() else None)
+    key = f"{dtype.kind}{dtype.itemsize}"
+    if key not in _NUMPY_TO_ARROW:
+        return None
+    little = np.ascontiguousarray(values, dtype=dtype.newbyteorder("<"))
+    if dtype.kind == "f":
+        checked = _canonical_floats(little)
+        if checked is little:
+            return _NUMPY_TO_ARROW[key], _numpy_feed(name, little, None)
+        return _NUMPY_TO_ARROW[key], _numpy_feed(name, little, np.isnan(little))
+    return _NUMPY_TO_ARROW[key], _numpy_feed(name, little, None)
+
+
+def _numpy_feed(
+    name: str, values: np.ndarray[Any, Any], missing: np.ndarray[Any, Any] | None
+) -> _Column:
+    nulls = int(missing.sum()) if missing is not None else 0
+    col = _Column(name, rows=len(values), nulls=nulls, nbytes=values.nbytes, var=False)
+    if missing is None:
+        col.feed(col.values, values.view(np.uint8))
+    else:
+        valid = (~missing).view(np.uint8)
+        assert col.validity is not None
+        col.feed(col.validity, valid)
+        col.feed(col.values, np.where(missing, 0, values).view(np.uint8))
+    return col
+
+
+# -- tables -------------------------------------------------------------------------------
+
+
+def _table(
+    kind: str, rows: int, columns: Iterable[tuple[str, _Column]], *, index: int = 0
+) -> ContentHash:
+    schema: list[tuple[str, str]] = []
+    digests: list[bytes] = []
+    fed = 0
+    for tname, col in columns:
+        schema.append((col.name, tname))
+        digests.append(col.digest())
+        fed += col.fed
+    header_fields: dict[str, Any] = {"rows": rows, "schema": [list(pair) for pair in schema]}
+    if index:
+        header_fields["index"] = index
+    header = canonical_bytes(header_fields)
+    hasher = domain_hasher("table")
+    hasher.update(u64(len(header)) + header)
+    hasher.update(b"".join(digests))
+    return ContentHash(digest=format_digest(hasher), kind=kind, size=fed, rows=rows, schema=schema)
+
+
+def _arrow_columns(table: Any) -> list[tuple[str, _Column]]:
+    return [_arrow_column(str(name), table.column(i)) for i, name in enumerate(table.column_names)]
+
+
+def hash_arrow(obj: Any) -> ContentHash | None:
+    """Hash a pyarrow Table, RecordBatch, Array or ChunkedArray (kind ``arrow``)."""
+    try:
+        if isinstance(obj, pa.Table | pa.RecordBatch):
+            return _table("arrow", obj.num_rows, _arrow_columns(obj))
+        return _table("arrow", len(obj), [_arrow_column("", obj)])
+    except _Unhashable:
+        return None
+
+
+def hash_polars(obj: Any) -> ContentHash | None:
+    """Hash a polars DataFrame or Series through its Arrow buffers (kind ``polars``)."""
+    import polars as pl
+
+    try:
+        if isinstance(obj, pl.Series):
+            return _table("polars", len(obj), [_arrow_column(obj.name, obj.to_arrow())])
+        return _table("polars", obj.height, _arrow_columns(obj.to_arrow()))
+    except (_Unhashable, pl.exceptions.PolarsError, pa.ArrowException, TypeError, ValueError):
+        # Object columns have no Arrow form and no canonical encoding.
+        return None
+
+
+def _pandas_to_arrow(values: Any) -> Any:
+    """An Arrow array for a pandas Series or Index (NaN and NaT become nulls)."""
+    if isinstance(values.dtype, np.dtype):
+        return pa.array(np.asarray(values), from_pandas=True)
+    return pa.array(values.array, from_pandas=True)
+
+
+def _pandas_column(name: str, values: Any) -> tuple[str, _Column]:
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind != "O":
+        fast = _numpy_column(name, np.asarray(values))
+        if fast is not None:
+            return fast
+    try:
+        arrow = _pandas_to_arrow(values)
+    except (pa.ArrowException, TypeError, ValueError):
+        # Mixed Python objects: encode each value; fails for objects without an encoding.
+        col = _Column(name, rows=len(values), nulls=0, nbytes=0, var=False)
+        encoded = []
+        for item in values.tolist():
+            try:
+                packed = _msgpack.encode(item)
+            except (TypeError, ValueError) as exc:
+                raise _Unhashable(str(exc)) from exc
+            encoded.append(u64(len(packed)) + packed)
+        col.feed(col.values, b"".join(encoded))
+        return "object", col
+    return _arrow_column(name, arrow)
+
+
+def _index_columns(index: Any) -> list[Any]:
+    import pandas as pd
+
+    if isinstance(index, pd.RangeIndex) and index.step == 1:
+        return []
+    if isinstance(index, pd.MultiIndex):
+        return [index.get_level_values(i) for i in range(index.nlevels)]
+    return [index]
+
+
+def hash_pandas(obj: Any) -> ContentHash | None:
+    """Hash a pandas DataFrame or Series (kind ``pandas``); see the module rules."""
+    import pandas as pd
+
+    frame = (
+        obj.to_frame(name="" if obj.name is None else obj.name)
+        if isinstance(obj, pd.Series)
+        else obj
+    )
+    index = _index_columns(frame.index)
+    try:
+        columns = [
+            _pandas_column(str(name), frame.iloc[:, i]) for i, name in enumerate(frame.columns)
+        ]
+        if len(index) == 1:
+            columns.append(_pandas_column("__index__", index[0]))
+        else:
+            columns.extend(_pandas_column(f"__index__{i}", level) for i, level in enumerate(index))
+    except _Unhashable:
+        return None
+    return _table("pandas", len(frame), columns, index=len(index))
+
+
+# -- summaries ----------------------------------------------------------------------------
+
+
+def _iso(value: int, unit: str, *, utc: bool) -> str:
+    return str(
+        np.datetime_as_string(np.datetime64(value, unit), timezone="UTC" if utc else "naive")
+    )
+
+
+def _bounds(column: Any) -> tuple[Any, Any] | None:
+    """JSON-able (min, max) of a numeric or date/time Arrow column, else None."""
+    t = column.type
+    if pa.types.is_dictionary(t):
+        column = column.cast(t.value_type)
+        t = column.type
+    numeric = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+    temporal = pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t)
+    if not (numeric or temporal) or column.null_count == len(column):
+        return None
+    if numeric:
+        if pa.types.is_floating(t) and pa.types.is_float16(t):
+            column = column.cast(pa.float32())
+        found = pc.min_max(column)
+        low, high = found["min"].as_py(), found["max"].as_py()
+        if pa.types.is_decimal(t):
+            return str(low), str(high)
+        return _json_number(low), _json_number(high)
+    storage = pa.int32() if t.bit_width == 32 else pa.int64()
+    found = pc.min_max(column.cast(storage))
+    low, high = int(found["min"].as_py()), int(found["max"].as_py())
+    if pa.types.is_timestamp(t):
+        utc = t.tz is not None
+        return _iso(low, t.unit, utc=utc), _iso(high, t.unit, utc=utc)
+    if pa.types.is_date32(t):
+        return _iso(low, "D", utc=False), _iso(high, "D", utc=False)
+    if pa.types.is_date64(t):
+        day = 86_400_000  # date64 counts milliseconds, always whole days
+        return _iso(low // day, "D", utc=False), _iso(high // day, "D", utc=False)
+    return _iso(low, t.unit, utc=False).split("T")[1], _iso(high, t.unit, utc=False).split("T")[1]
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _column_stats(column: Any) -> dict[str, Any]:
+    stats: dict[str, Any] = {"nulls": int(column.null_count)}
+    bounds = _bounds(column)
+    if bounds is not None:
+        stats["min"], stats["max"] = bounds
+    return stats
+
+
+def _pandas_stats(values: Any) -> dict[str, Any]:
+    try:
+        return _column_stats(_pandas_to_arrow(values))
+    except (pa.ArrowException, TypeError, ValueError):
+        return {"nulls": int(values.isna().sum())}
+
+
+def summarize_table(obj: Any) -> dict[str, Any] | None:
+    """Rows and per-column nulls/min/max of a pandas, polars or Arrow table or column."""
+    if isinstance(obj, pa.Table | pa.RecordBatch):
+        names = [str(name) for name in obj.column_names]
+        return {
+            "rows": obj.num_rows,
+            "columns": {name: _column_stats(obj.column(i)) for i, name in enumerate(names)},
+        }
+    if isinstance(obj, pa.Array | pa.ChunkedArray):
+        return {"rows": len(obj), "columns": {"": _column_stats(obj)}}
+    module = type(obj).__module__.split(".", 1)[0]
+    if module == "polars":
+        import polars as pl
+
+        if isinstance(obj, pl.Series):
+            obj = obj.to_frame()
+        try:
+            return summarize_table(obj.to_arrow())
+        except (pl.exceptions.PolarsError, pa.ArrowException, TypeError, ValueError):
+            return {
+                "rows": obj.height,
+                "columns": {name: {"nulls": int(obj[name].null_count())} for name in obj.columns},
+            }
+    import pandas as pd
+
+    frame = (
+        obj.to_frame(name="" if obj.name is None else obj.name)
+        if isinstance(obj, pd.Series)
+        else obj
+    )
+    return {
+        "rows": len(frame),
+        "columns": {
+            str(name): _pandas_stats(frame.iloc[:, i]) for i, name in enumerate(frame.columns)
+        },
+    }

@@ -1,0 +1,168 @@
+"""Process-wide recording settings and the writer, resettable by ``configure``.
+
+Settings come from ``configure()`` or the environment (``DATATRAIL_URL``,
+``DATATRAIL_LEVEL``, ``DATATRAIL_NAMESPACE``, ``DATATRAIL_DISABLED``); nothing
+is read or opened at import time. The writer starts on the first recorded run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Final, Literal
+
+from datatrail.emit import FlushResult, Writer
+from datatrail.errors import ConfigError, UsageError
+from datatrail.store import HOME_DIRNAME, Home, Store, find_home, init_home, open_store
+
+__all__ = ["LEVELS", "Settings", "configure", "flush", "get_writer", "settings"]
+
+log = logging.getLogger("datatrail")
+
+Level = Literal["minimal", "standard", "full"]
+LEVELS: Final = ("minimal", "standard", "full")
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+
+
+def check_level(level: str) -> Level:
+    """Validate a recording level name."""
+    if level not in LEVELS:
+        raise UsageError(f"level {level!r} is not one of {', '.join(LEVELS)}")
+    return level  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How this process records."""
+
+    level: Level = "standard"
+    namespace: str = "default"
+    enabled: bool = True
+    home: Home | None = None
+
+
+def _from_env() -> Settings:
+    level = os.environ.get("DATATRAIL_LEVEL", "standard")
+    if level not in LEVELS:
+        log.warning("datatrail: DATATRAIL_LEVEL=%r is not a level; using standard", level)
+        level = "standard"
+    disabled = os.environ.get("DATATRAIL_DISABLED", "").lower() in ("1", "true", "yes")
+    return Settings(
+        level=level,  # type: ignore[arg-type]
+        namespace=os.environ.get("DATATRAIL_NAMESPACE", "default"),
+        enabled=not disabled,
+    )
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.settings = _from_env()
+        self.writer: Writer | None = None
+
+
+_state = _State()
+
+
+def settings() -> Settings:
+    """The current recording settings."""
+    return _state.settings
+
+
+def configure(
+    *,
+    home: str | Path | _Unset | None = UNSET,
+    level: str | _Unset = UNSET,
+    namespace: str | _Unset = UNSET,
+    enabled: bool | _Unset = UNSET,
+) -> Settings:
+    """Change how this process records; flushes and restarts the writer if the trail changes.
+
+    ``home`` is a trail folder (made if missing) or ``None`` to go back to the default
+    (``DATATRAIL_URL`` or the nearest ``.datatrail/``).
+    """
+    with _state.lock:
+        current = _state.settings
+        new = current
+        if not isinstance(level, _Unset):
+            new = replace(new, level=check_level(level))
+        if not isinstance(namespace, _Unset):
+            if not namespace or ":" in namespace:
+                raise UsageError(f"namespace {namespace!r} must be non-empty and contain no ':'")
+            new = replace(new, namespace=namespace)
+        if not isinstance(enabled, _Unset):
+            new = replace(new, enabled=bool(enabled))
+        if not isinstance(home, _Unset):
+            new = replace(new, home=None if home is None else init_home(home))
+            _close_writer_locked()
+        _state.settings = new
+        return new
+
+
+def _close_writer_locked() -> None:
+    if _state.writer is not None:
+        _state.writer.close()
+        _state.writer = None
+
+
+def _resolve_home(current: Settings) -> Home:
+    if current.home is not None:
+        return current.home
+    found = find_home()
+    if found is not None:
+        if found.url.startswith("sqlite:///") and not Path(found.url[len("sqlite:///") :]).exists():
+            return init_home(found.path, url=found.url)
+        return found
+    return init_home(Path.cwd() / HOME_DIRNAME)
+
+
+def get_writer() -> Writer:
+    """The process's writer, started on first use."""
+    writer = _state.writer
+    if writer is not None:
+        return writer
+    with _state.lock:
+        if _state.writer is None:
+            home = _resolve_home(_state.settings)
+            if not home.signing_key.exists() and home.url.startswith("sqlite:///"):
+                raise ConfigError(
+                    f"{home.path} has no signing key; run `datatrail init {home.path.parent}`"
+                )
+
+            def opener(home: Home = home) -> Store:
+                return open_store(home.url, create=True, signer=home.signer())
+
+            _state.writer = Writer(opener, spill_dir=home.path / "spill")
+        return _state.writer
+
+
+def flush(timeout: float | None = None) -> FlushResult:
+    """Make every event recorded so far durable in the store; returns what was written."""
+    writer = _state.writer
+    if writer is None:
+        return FlushResult(durable=0, spilled=0)
+    return writer.flush(timeout)
+
+
+def shutdown() -> None:
+    """Flush and stop the writer (the next recorded run starts a new one)."""
+    with _state.lock:
+        _close_writer_locked()
+
+
+def _after_fork() -> None:
+    _state.lock = threading.Lock()
+    _state.writer = None
+
+
+os.register_at_fork(after_in_child=_after_fork)

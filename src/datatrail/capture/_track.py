@@ -1,0 +1,806 @@
+"""``@track`` and ``run()``: the recorders.
+
+Both keep the current run in a context variable, so nesting follows the call
+stack across asyncio tasks (which copy the context) and stays separate per
+thread; ``datatrail.bind_context`` carries a run into a worker thread. The
+caller's thread does the least it can: make ids, hash data values (their
+content must be read while it is what the step saw), and enqueue. Everything
+else — binding arguments to names, redaction, code and environment capture,
+encoding — happens on the writer thread.
+
+A failure of the recording machinery is logged and swallowed; the user's
+function, its result and its exceptions are never changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, overload
+
+from datatrail.capture._codeinfo import actor, code_version_for, environment
+from datatrail.capture._redact import redact_params
+from datatrail.capture._state import check_level, get_writer, settings
+from datatrail.capture._values import SCALARS, artifact_for, is_data
+from datatrail.errors import DatatrailError, UsageError
+from datatrail.model import (
+    ArtifactInfo,
+    DatasetRef,
+    ErrorInfo,
+    Event,
+    IORecorded,
+    JobRef,
+    RunFinished,
+    RunStarted,
+    format_ts,
+    uuid7,
+)
+
+__all__ = ["RunHandle", "bind_context", "current_run", "run", "track"]
+
+log = logging.getLogger("datatrail")
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+_current: contextvars.ContextVar[RunHandle | None] = contextvars.ContextVar(
+    "datatrail_run", default=None
+)
+
+
+def current_run() -> RunHandle | None:
+    """The run the calling code is inside, if any."""
+    return _current.get()
+
+
+def bind_context(fn: Callable[..., T]) -> Callable[..., T]:
+    """Wrap ``fn`` to run in a copy of the current context, so a worker thread joins the current run."""
+    ctx = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def bound(*args: Any, **kwargs: Any) -> T:
+        return ctx.copy().run(fn, *args, **kwargs)
+
+    return bound
+
+
+# -- writer-side builders ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CodeSite:
+    func: Any
+    module: str | None
+    qualname: str | None
+    file: str | None
+    line: int | None
+
+
+def _build_start(
+    run_id: str,
+    job: JobRef,
+    parent_run_id: str | None,
+    ts_ns: int,
+    level: str,
+    site: _CodeSite,
+    binder: _Binder | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    params: dict[str, Any] | None,
+    redact: tuple[str, ...],
+    inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]],
+) -> Iterable[Event]:
+    events: list[Event] = []
+    code_id, code_event = code_version_for(
+        func=site.func, module=site.module, qualname=site.qualname, file=site.file, line=site.line
+    )
+    if code_event is not None:
+        events.append(code_event)
+    env_id, env_event = environment()
+    if env_event is not None:
+        events.append(env_event)
+    bound = binder.bind(args, kwargs) if binder is not None else {}
+    if params:
+        bound.update(params)
+    ts = format_ts(ts_ns)
+    events.append(
+        RunStarted(
+            id=uuid7(),
+            ts=ts,
+            run_id=run_id,
+            job=job,
+            parent_run_id=parent_run_id,
+            params=redact_params(bound, redact),
+            code_id=code_id,
+            env_id=env_id,
+            actor=actor(),
+            level=level,  # type: ignore[arg-type]
+        )
+    )
+    for label, art, ds in inputs:
+        events.append(
+            IORecorded(
+                id=uuid7(),
+                ts=ts,
+                run_id=run_id,
+                role="input",
+                artifact=art,
+                dataset=ds,
+                label=label,
+            )
+        )
+    return events
+
+
+def _build_io(
+    run_id: str,
+    role: Literal["input", "output"],
+    ts_ns: int,
+    items: list[tuple[str | None, ArtifactInfo, DatasetRef | None]],
+) -> Iterable[Event]:
+    ts = format_ts(ts_ns)
+    return [
+        IORecorded(
+            id=uuid7(), ts=ts, run_id=run_id, role=role, artifact=art, dataset=ds, label=label
+        )
+        for label, art, ds in items
+    ]
+
+
+def _build_end(run_id: str, ts_ns: int, error: ErrorInfo | None) -> Iterable[Event]:
+    return [
+        RunFinished(
+            id=uuid7(),
+            ts=format_ts(ts_ns),
+            run_id=run_id,
+            status="failed" if error else "completed",
+            error=error,
+        )
+    ]
+
+
+def _error_info(exc: BaseException) -> ErrorInfo:
+    return ErrorInfo(
+        type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+        message=str(exc),
+        traceback="".join(traceback.format_exception(exc)),
+    )
+
+
+# -- argument binding -------------------------------------------------------------
+
+
+class _Snapshot:
+    """A parameter value copied on the caller's thread (it may change after the call)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+_INPUT = object()  # marks an argument recorded as an input rather than a parameter
+
+
+def _snapshot(value: Any) -> Any:
+    import msgspec
+
+    try:
+        return _Snapshot(msgspec.to_builtins(value, str_keys=True))
+    except (TypeError, ValueError, msgspec.EncodeError):
+        text = repr(value)
+        return _Snapshot(text if len(text) <= 200 else text[:197] + "...")
+
+
+class _Binder:
+    """Maps positional and keyword arguments to parameter names, off the caller's thread."""
+
+    def __init__(self, sig: inspect.Signature, only: frozenset[str] | None) -> None:
+        self.positional: list[str] = []
+        self.varargs: str | None = None
+        self.defaults: dict[str, Any] = {}
+        self.only = only
+        skip_first = False
+        for i, p in enumerate(sig.parameters.values()):
+            if i == 0 and p.name in ("self", "cls"):
+                skip_first = True
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                self.positional.append(p.name)
+            elif p.kind is p.VAR_POSITIONAL:
+                self.varargs = p.name
+            if p.default is not p.empty and p.kind is not p.VAR_KEYWORD:
+                self.defaults[p.name] = p.default
+        self.skip = self.positional[0] if skip_first and self.positional else None
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        names = self.positional
+        extra: list[Any] = []
+        for i, value in enumerate(args):
+            if i < len(names):
+                out[names[i]] = value
+            else:
+                extra.append(value)
+        if extra and self.varargs:
+            out[self.varargs] = extra
+        out.update(kwargs)
+        for name, default in self.defaults.items():
+            if name not in out and type(default) in SCALARS:
+                out[name] = default
+        if self.skip:
+            out.pop(self.skip, None)
+        result: dict[str, Any] = {}
+        for name, value in out.items():
+            if value is _INPUT or (self.only is not None and name not in self.only):
+                continue
+            if isinstance(value, _Snapshot):
+                value = value.value
+            elif isinstance(value, list):
+                value = [
+                    v.value if isinstance(v, _Snapshot) else v for v in value if v is not _INPUT
+                ]
+            result[name] = value
+        return result
+
+
+# -- the run handle ---------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class RunHandle:
+    """One run in progress: its ids, and ``input``/``output`` to record datasets explicitly."""
+
+    run_id: str
+    job: JobRef
+    parent_run_id: str | None
+    level: str
+    _finished: bool = field(default=False, repr=False)
+
+    def input(self, value: T, *, name: str | None = None, dataset: DatasetRef | None = None) -> T:
+        """Record ``value`` (a Path, a frame, bytes, ...) as an input of this run; returns it unchanged."""
+        self._io("input", value, name, dataset)
+        return value
+
+    def output(self, value: T, *, name: str | None = None, dataset: DatasetRef | None = None) -> T:
+        """Record ``value`` as an output of this run; returns it unchanged."""
+        self._io("output", value, name, dataset)
+        return value
+
+    def _io(
+        self,
+        role: Literal["input", "output"],
+        value: Any,
+        name: str | None,
+        dataset: DatasetRef | None,
+    ) -> None:
+        if self._finished:
+            raise UsageError(
+                f"run {self.run_id} ({self.job.name}) has finished; record {role}s inside it"
+            )
+        if dataset is not None and not isinstance(dataset, DatasetRef):
+            raise UsageError(
+                f"dataset must be a datatrail.DatasetRef, not {type(dataset).__name__}"
+            )
+        art, ds = artifact_for(
+            value, level=self.level, dataset=dataset
+        )  # HashingError is the caller's
+        _submit(_build_io, (self.run_id, role, time.time_ns(), [(name, art, ds)]))
+
+
+def _submit(builder: Callable[..., Iterable[Event]], args: tuple[Any, ...]) -> None:
+    try:
+        get_writer().submit((builder, args))
+    except DatatrailError:
+        raise
+    except Exception:
+        log.exception("datatrail: could not enqueue an event; the user's code was not affected")
+
+
+# -- run() ------------------------------------------------------------------------
+
+
+class run:  # noqa: N801 - a context manager used like a function, as contextlib's are
+    """Record a block (or each call of a decorated function) as one run of job ``name``.
+
+    ::
+
+        with datatrail.run("nightly-orders", params={"day": "2026-11-20"}) as r:
+            df = pd.read_csv(r.input(Path("data/orders.csv")))
+            ...
+            r.output(Path("out/report.parquet"))
+
+    Runs nest: a run or tracked call inside it becomes its child. An exception
+    is recorded (type, message, traceback) and re-raised unchanged.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        params: dict[str, Any] | None = None,
+        namespace: str | None = None,
+        level: str | None = None,
+        redact: Sequence[str] = (),
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise UsageError("run() needs a job name, e.g. datatrail.run('nightly-orders')")
+        if params is not None and not isinstance(params, dict):
+            raise UsageError(f"params must be a dict, not {type(params).__name__}")
+        self.name = name
+        self.params = dict(params or {})
+        self.namespace = namespace
+        self.level = check_level(level) if level is not None else None
+        self.redact = tuple(redact)
+        self._stack: list[tuple[RunHandle, contextvars.Token[RunHandle | None]]] = []
+        frame = sys._getframe(1)
+        self._site = _CodeSite(
+            func=None,
+            module=frame.f_globals.get("__name__"),
+            qualname=None,
+            file=frame.f_code.co_filename,
+            line=frame.f_lineno,
+        )
+
+    def __enter__(self) -> RunHandle:
+        st = settings()
+        parent = _current.get()
+        level = self.level or (parent.level if parent else st.level)
+        handle = RunHandle(
+            run_id=uuid7(),
+            job=JobRef(namespace=self.namespace or st.namespace, name=self.name),
+            parent_run_id=parent.run_id if parent else None,
+            level=level,
+        )
+        if st.enabled:
+            params = {
+                k: (_snapshot(v) if type(v) not in SCALARS else v) for k, v in self.params.items()
+            }
+            plain = {k: (v.value if isinstance(v, _Snapshot) else v) for k, v in params.items()}
+            _submit(
+                _build_start,
+                (
+                    handle.run_id,
+                    handle.job,
+                    handle.parent_run_id,
+                    time.time_ns(),
+                    level,
+                    self._site,
+                    None,
+                    (),
+                    {},
+                    plain,
+                    self.redact,
+                    [],
+                ),
+            )
+        token = _current.set(handle)
+        self._stack.append((handle, token))
+        return handle
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        handle, token = self._stack.pop()
+        _current.reset(token)
+        handle._finished = True
+        if settings().enabled:
+            _submit(
+                _build_end,
+                (handle.run_id, time.time_ns(), _error_info(exc) if exc is not None else None),
+            )
+
+    async def __aenter__(self) -> RunHandle:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, fn: F) -> F:
+        """Use as a decorator: each call of ``fn`` is a new run with these options."""
+        options = {
+            "params": self.params,
+            "namespace": self.namespace,
+            "level": self.level,
+            "redact": self.redact,
+        }
+        name = self.name
+        site = _CodeSite(
+            func=fn,
+            module=getattr(fn, "__module__", None),
+            qualname=getattr(fn, "__qualname__", None),
+            file=inspect.getsourcefile(fn) if inspect.isfunction(fn) else None,
+            line=fn.__code__.co_firstlineno if hasattr(fn, "__code__") else None,
+        )
+
+        def fresh() -> run:
+            r = run(name, **options)  # type: ignore[arg-type]
+            r._site = site
+            return r
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                async with fresh():
+                    return await fn(*args, **kwargs)
+
+            return awrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with fresh():
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+# -- @track -----------------------------------------------------------------------
+
+
+class _Tracked:
+    """Per-function recording state, computed once at decoration time."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None,
+        namespace: str | None,
+        inputs: Sequence[str] | None,
+        params: Sequence[str] | None,
+        level: str | None,
+        redact: Sequence[str],
+        outputs: bool,
+    ) -> None:
+        self.fn = fn
+        self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        self.namespace = namespace
+        self.level = check_level(level) if level is not None else None
+        self.redact = tuple(redact)
+        self.record_outputs = outputs
+        sig = inspect.signature(fn)
+        known = set(sig.parameters)
+        for group, names in (("inputs", inputs), ("params", params)):
+            unknown = sorted(set(names or ()) - known)
+            if unknown:
+                raise UsageError(
+                    f"track({group}=...) names {unknown} that {self.name} has no parameter for"
+                )
+        self.inputs = frozenset(inputs or ())
+        self.binder = _Binder(sig, frozenset(params) if params is not None else None)
+        self.positional = self.binder.positional
+        try:
+            file = inspect.getsourcefile(fn)
+        except TypeError:
+            file = None
+        self.site = _CodeSite(
+            func=fn,
+            module=fn.__module__,
+            qualname=fn.__qualname__,
+            file=file,
+            line=fn.__code__.co_firstlineno if hasattr(fn, "__code__") else None,
+        )
+        self._jobs: dict[str, JobRef] = {}
+
+    def job(self, namespace: str) -> JobRef:
+        ref = self._jobs.get(namespace)
+        if ref is None:
+            ref = self._jobs[namespace] = JobRef(
+                namespace=self.namespace or namespace, name=self.name
+            )
+        return ref
+
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RunHandle | None:
+        """Record the start of a call; None if recording is off. Never raises but for misuse."""
+        st = settings()
+        if not st.enabled:
+            return None
+        parent = _current.get()
+        level = self.level or (parent.level if parent else st.level)
+        handle = RunHandle(
+            run_id=uuid7(),
+            job=self.job(st.namespace),
+            parent_run_id=parent.run_id if parent else None,
+            level=level,
+        )
+        try:
+            inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]] = []
+            simple = True
+            for a in args:
+                if type(a) not in SCALARS:
+                    simple = False
+                    break
+            if simple and kwargs:
+                for a in kwargs.values():
+                    if type(a) not in SCALARS:
+                        simple = False
+                        break
+            if not simple or self.inputs:
+                args, kwargs = self._classify(args, kwargs, level, inputs)
+            get_writer().submit(
+                (
+                    _build_start,
+                    (
+                        handle.run_id,
+                        handle.job,
+                        handle.parent_run_id,
+                        time.time_ns(),
+                        level,
+                        self.site,
+                        self.binder,
+                        args,
+                        kwargs,
+                        None,
+                        self.redact,
+                        inputs,
+                    ),
+                )
+            )
+        except DatatrailError:
+            raise
+        except Exception:
+            log.exception(
+                "datatrail: recording the start of %s failed; the call goes on", self.name
+            )
+        return handle
+
+    def _classify(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        level: str,
+        inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]],
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        names = self.positional
+        new_args = []
+        for i, value in enumerate(args):
+            label = (
+                names[i] if i < len(names) else f"{self.binder.varargs or 'args'}[{i - len(names)}]"
+            )
+            new_args.append(self._one(label, value, level, inputs))
+        new_kwargs = {k: self._one(k, v, level, inputs) for k, v in kwargs.items()}
+        return tuple(new_args), new_kwargs
+
+    def _one(
+        self,
+        label: str,
+        value: Any,
+        level: str,
+        inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]],
+    ) -> Any:
+        forced = label in self.inputs
+        if forced or is_data(value):
+            if label == self.binder.skip:
+                return value
+            art, ds = artifact_for(value, level=level, as_path=forced and isinstance(value, str))
+            inputs.append((label, art, ds))
+            return _INPUT
+        if type(value) in SCALARS:
+            return value
+        return _snapshot(value)
+
+    def outputs(self, handle: RunHandle, result: Any, label: str = "return") -> None:
+        if not self.record_outputs or result is None:
+            return
+        try:
+            items: list[tuple[str | None, ArtifactInfo, DatasetRef | None]] = []
+            if isinstance(result, tuple) and any(is_data(v) for v in result):
+                for i, v in enumerate(result):
+                    if v is not None:
+                        art, ds = artifact_for(v, level=handle.level)
+                        items.append((f"{label}[{i}]", art, ds))
+            else:
+                art, ds = artifact_for(result, level=handle.level)
+                items.append((label, art, ds))
+            get_writer().submit((_build_io, (handle.run_id, "output", time.time_ns(), items)))
+        except Exception:
+            log.exception(
+                "datatrail: recording the output of %s failed; the call goes on", self.name
+            )
+
+    def finish(self, handle: RunHandle, exc: BaseException | None) -> None:
+        handle._finished = True
+        try:
+            error = _error_info(exc) if exc is not None else None
+            get_writer().submit((_build_end, (handle.run_id, time.time_ns(), error)))
+        except Exception:
+            log.exception("datatrail: recording the end of %s failed", self.name)
+
+
+def _wrap(t: _Tracked) -> Callable[..., Any]:
+    fn = t.fn
+    if inspect.isasyncgenfunction(fn):
+        return _wrap_async_gen(t)
+    if inspect.isgeneratorfunction(fn):
+        return _wrap_gen(t)
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def awrapper(*args: Any, **kwargs: Any) -> Any:
+            handle = t.start(args, kwargs)
+            if handle is None:
+                return await fn(*args, **kwargs)
+            token = _current.set(handle)
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                _current.reset(token)
+                t.finish(handle, exc)
+                raise
+            _current.reset(token)
+            t.outputs(handle, result)
+            t.finish(handle, None)
+            return result
+
+        return awrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        handle = t.start(args, kwargs)
+        if handle is None:
+            return fn(*args, **kwargs)
+        token = _current.set(handle)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            _current.reset(token)
+            t.finish(handle, exc)
+            raise
+        _current.reset(token)
+        t.outputs(handle, result)
+        t.finish(handle, None)
+        return result
+
+    return wrapper
+
+
+def _wrap_gen(t: _Tracked) -> Callable[..., Any]:
+    fn = t.fn
+
+    @functools.wraps(fn)
+    def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+        handle = t.start(args, kwargs)
+        gen = fn(*args, **kwargs)
+        if handle is None:
+            return (yield from gen)
+        n = 0
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        while True:
+            token = _current.set(handle)
+            try:
+                if to_throw is not None:
+                    pending, to_throw = to_throw, None
+                    item = gen.throw(pending)
+                else:
+                    item = gen.send(to_send)
+            except StopIteration as stop:
+                _current.reset(token)
+                t.outputs(handle, stop.value)
+                t.finish(handle, None)
+                return stop.value
+            except BaseException as exc:
+                _current.reset(token)
+                t.finish(handle, exc)
+                raise
+            _current.reset(token)
+            t.outputs(handle, item, f"yield[{n}]")
+            n += 1
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                gen.close()
+                t.finish(handle, None)
+                raise
+            except BaseException as exc:
+                to_throw = exc
+
+    return gen_wrapper
+
+
+def _wrap_async_gen(t: _Tracked) -> Callable[..., Any]:
+    fn = t.fn
+
+    @functools.wraps(fn)
+    async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
+        handle = t.start(args, kwargs)
+        agen = fn(*args, **kwargs)
+        n = 0
+        try:
+            while True:
+                token = _current.set(handle) if handle is not None else None
+                try:
+                    item = await agen.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    if token is not None:
+                        _current.reset(token)
+                if handle is not None:
+                    t.outputs(handle, item, f"yield[{n}]")
+                n += 1
+                yield item
+        except (GeneratorExit, asyncio.CancelledError):
+            await agen.aclose()
+            if handle is not None:
+                t.finish(handle, None)
+            raise
+        except BaseException as exc:
+            if handle is not None:
+                t.finish(handle, exc)
+            raise
+        if handle is not None:
+            t.finish(handle, None)
+
+    return agen_wrapper
+
+
+@overload
+def track(fn: F, /) -> F: ...
+
+
+@overload
+def track(
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    namespace: str | None = None,
+    inputs: Sequence[str] | None = None,
+    params: Sequence[str] | None = None,
+    level: str | None = None,
+    redact: Sequence[str] = (),
+    outputs: bool = True,
+) -> Callable[[F], F]: ...
+
+
+def track(
+    fn: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    namespace: str | None = None,
+    inputs: Sequence[str] | None = None,
+    params: Sequence[str] | None = None,
+    level: str | None = None,
+    redact: Sequence[str] = (),
+    outputs: bool = True,
+) -> F | Callable[[F], F]:
+    """Record every call of a function as a run: ``@track`` or ``@track(name=..., level=...)``.
+
+    Data arguments (frames, arrays, tables, bytes, paths) become inputs, hashed
+    by content; other arguments become parameters (secrets redacted); the
+    return value becomes an output. Works the same for sync, async, generator
+    and async generator functions, and keeps the function's signature.
+
+    ``inputs`` names arguments to record as inputs even if they look like
+    parameters (a ``str`` there is taken as a file path); ``params`` limits the
+    recorded parameters to those names; ``redact`` adds names to redact;
+    ``level`` is ``minimal``, ``standard`` or ``full``.
+    """
+
+    def decorate(f: F) -> F:
+        if not callable(f):
+            raise UsageError(f"@track decorates functions, not {type(f).__name__}")
+        tracked = _Tracked(
+            f,
+            name=name,
+            namespace=namespace,
+            inputs=inputs,
+            params=params,
+            level=level,
+            redact=redact,
+            outputs=outputs,
+        )
+        wrapped = _wrap(tracked)
+        wrapped.__datatrail_job__ = tracked.name  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate

@@ -1,0 +1,240 @@
+"""The background writer: the caller's thread only enqueues; one thread appends.
+
+Items on the queue are either ready events or ``(builder, args)`` pairs that the
+writer turns into events, so expensive work (binding arguments, redaction,
+code and environment capture, encoding) stays off the caller's thread. The
+queue is bounded: a producer that outruns the store waits rather than grows
+memory without limit.
+
+If the store cannot be written, the batch is appended to a spill file (one
+canonical JSON event per line, fsynced) and replayed in order once the store
+answers again; appends are idempotent by event id, so a replay never doubles.
+A failure of this machinery is logged, never raised into the user's code.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from datatrail.model import Event, decode_event, encode_event
+from datatrail.store import Store
+
+__all__ = ["FlushResult", "Writer"]
+
+log = logging.getLogger("datatrail")
+
+Builder = Callable[..., Iterable[Event]]
+
+
+class FlushResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``flush()`` made durable."""
+
+    durable: int
+    """Events appended to the store since the writer started."""
+    spilled: int
+    """Events waiting in the spill file for the store to come back."""
+    dropped: int = 0
+    """Events lost to errors in the recording machinery (always logged)."""
+
+
+class _Marker:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class Writer:
+    """One background thread that drains a bounded queue into a store in batches."""
+
+    def __init__(
+        self,
+        open_store: Callable[[], Store],
+        *,
+        spill_dir: Path | None = None,
+        max_queue: int = 200_000,
+        batch_size: int = 5_000,
+        linger: float = 0.02,
+    ) -> None:
+        self._open_store = open_store
+        self._store: Store | None = None
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._max_queue = max_queue
+        self._batch_size = batch_size
+        self._linger = linger
+        self._spill_dir = spill_dir
+        self._spill_path = spill_dir / f"spill-{os.getpid()}.jsonl" if spill_dir else None
+        self._spilled = 0
+        self._durable = 0
+        self._dropped = 0
+        self._closed = False
+        self._retry_at = 0.0
+        self._backoff = 0.5
+        self._thread = threading.Thread(target=self._loop, name="datatrail-writer", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    # -- producer side (the caller's thread) -------------------------------------
+
+    def submit(self, item: Event | tuple[Builder, tuple[Any, ...]]) -> None:
+        """Enqueue an event, or a builder and its arguments, for the writer thread."""
+        q = self._queue
+        if q.qsize() >= self._max_queue:
+            self._wait_for_room()
+        q.put(item)
+
+    def _wait_for_room(self) -> None:
+        while self._queue.qsize() >= self._max_queue and self._thread.is_alive():
+            time.sleep(0.001)
+
+    def flush(self, timeout: float | None = None) -> FlushResult:
+        """Block until everything submitted before this call is appended (or spilled)."""
+        if self._thread.is_alive():
+            marker = _Marker()
+            self._queue.put(marker)
+            if not marker.done.wait(timeout):
+                log.warning(
+                    "datatrail: flush timed out after %ss; events are still queued", timeout
+                )
+        return FlushResult(durable=self._durable, spilled=self._spilled, dropped=self._dropped)
+
+    def close(self) -> None:
+        """Flush and stop the writer thread (also run at interpreter exit)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=60)
+        if self._store is not None:
+            try:
+                self._store.close()
+            except Exception:  # closing is best effort at exit
+                log.debug("datatrail: closing the store failed", exc_info=True)
+        atexit.unregister(self.close)
+
+    # -- consumer side (the writer thread) ----------------------------------------
+
+    def _loop(self) -> None:
+        q = self._queue
+        while True:
+            item = q.get()
+            items = [item]
+            deadline = time.monotonic() + self._linger
+            while len(items) < self._batch_size:
+                try:
+                    items.append(q.get_nowait())
+                except queue.Empty:
+                    if time.monotonic() >= deadline or any(
+                        i is None or isinstance(i, _Marker) for i in items[-1:]
+                    ):
+                        break
+                    time.sleep(0.001)
+            stop = self._process(items)
+            if stop:
+                return
+
+    def _process(self, items: list[Any]) -> bool:
+        events: list[Event] = []
+        markers: list[_Marker] = []
+        stop = False
+        for item in items:
+            if item is None:
+                stop = True
+            elif isinstance(item, _Marker):
+                markers.append(item)
+            elif isinstance(item, tuple):
+                builder, args = item
+                try:
+                    events.extend(builder(*args))
+                except Exception:
+                    self._dropped += 1
+                    log.exception(
+                        "datatrail: building an event failed; the user's code was not affected"
+                    )
+            else:
+                events.append(item)
+        if events or markers or stop:
+            self._write(events, force_retry=bool(markers) or stop)
+        for marker in markers:
+            marker.done.set()
+        return stop
+
+    def _ensure_store(self) -> Store:
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    def _write(self, events: Sequence[Event], *, force_retry: bool) -> None:
+        if self._spilled and (force_retry or time.monotonic() >= self._retry_at):
+            self._replay_spill()
+        if not events:
+            return
+        if self._spilled:  # keep order: while anything is spilled, new events queue behind it
+            self._spill(events)
+            return
+        try:
+            result = self._ensure_store().append(events)
+            self._durable += result.appended
+            self._backoff = 0.5
+        except Exception as exc:
+            log.warning(
+                "datatrail: the store is not writable (%s); spilling %d events to disk",
+                exc,
+                len(events),
+            )
+            self._reset_store()
+            self._spill(events)
+
+    def _reset_store(self) -> None:
+        if self._store is not None:
+            try:
+                self._store.close()
+            except Exception:
+                log.debug("datatrail: closing a failed store", exc_info=True)
+        self._store = None
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, 30.0)
+
+    def _spill(self, events: Sequence[Event]) -> None:
+        if self._spill_path is None:
+            self._dropped += len(events)
+            log.error("datatrail: no spill folder configured; %d events were lost", len(events))
+            return
+        self._spill_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._spill_path, "ab") as fh:
+            for ev in events:
+                fh.write(encode_event(ev) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._spilled += len(events)
+
+    def _replay_spill(self) -> None:
+        path = self._spill_path
+        if path is None or not path.exists():
+            self._spilled = 0
+            return
+        try:
+            lines = path.read_bytes().splitlines()
+            events = [decode_event(line) for line in lines if line.strip()]
+            store = self._ensure_store()
+            for start in range(0, len(events), self._batch_size):
+                result = store.append(events[start : start + self._batch_size])
+                self._durable += result.appended
+            path.unlink()
+            log.info("datatrail: replayed %d spilled events into the store", len(events))
+            self._spilled = 0
+            self._backoff = 0.5
+        except Exception as exc:
+            log.warning("datatrail: the store is still not writable (%s); will retry", exc)
+            self._reset_store()

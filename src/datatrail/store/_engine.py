@@ -1,0 +1,367 @@
+"""The append path and log reads shared by every backend.
+
+A backend supplies a transaction and two ways to run SQL; this class does the
+rest: encode events, skip ids already stored, hash leaves, extend the Merkle
+tree (only newly completed perfect-subtree nodes are written), apply erasure
+receipts, derive projections and sign a checkpoint for the batch, all in the
+one transaction, so a batch lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from datatrail.errors import InvalidEvent, ProofError
+from datatrail.ledger import (
+    Checkpoint,
+    Signer,
+    append_nodes,
+    consistency_nodes,
+    consistency_proof_from,
+    frontier_nodes,
+    inclusion_nodes,
+    inclusion_proof_from,
+    root_from,
+    root_from_frontier,
+    root_nodes,
+    sign_checkpoint,
+)
+from datatrail.model import ErasureRecorded, Event, decode_event, encode_event, now_ts
+from datatrail.store._base import AppendResult, Progress, StoredCheckpoint, StoredEvent
+from datatrail.store._projections import derive
+from datatrail.store._schema import MIGRATIONS, PROJECTION_TABLES
+
+__all__ = ["LogEngine", "derive_in_memory"]
+
+_EMPTY_ROOT = hashlib.sha256(b"").digest()
+_REBUILD_BATCH = 5000
+
+
+def _kind(event: Event) -> str:
+    return type(event).__struct_config__.tag  # type: ignore[return-value]
+
+
+class LogEngine:
+    """Shared log logic over a backend's transaction and SQL hooks."""
+
+    url: str
+
+    def __init__(self, *, signer: Signer | None, origin: str) -> None:
+        self.signer = signer
+        self.origin = origin
+        self._frontier_cache: tuple[int, list[bytes]] | None = None
+
+    # -- backend hooks ----------------------------------------------------------
+
+    def _begin(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _execute(self, tx: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _executemany(self, tx: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    # -- append -----------------------------------------------------------------
+
+    def _append(self, events: Sequence[Event]) -> AppendResult:
+        encoded = [(ev, encode_event(ev)) for ev in events]
+        with self._begin() as tx:
+            size = self._size_tx(tx)
+            if encoded:
+                encoded, duplicates = self._drop_stored(tx, encoded)
+            else:
+                duplicates = 0
+            frontier = self._frontier_tx(tx, size)
+            if not encoded:
+                root = root_from_frontier(frontier, size) if size else _EMPTY_ROOT
+                return AppendResult(
+                    first_index=size,
+                    appended=0,
+                    duplicates=duplicates,
+                    size=size,
+                    root=root,
+                    checkpoint=None,
+                )
+            rows = []
+            leaves = []
+            for i, (ev, body) in enumerate(encoded):
+                leaf = hashlib.sha256(b"\x00" + body).digest()
+                leaves.append(leaf)
+                rows.append((size + i, ev.id, _kind(ev), ev.ts, body, leaf))
+            self._executemany(
+                tx,
+                "INSERT INTO events (idx, id, kind, ts, body, leaf) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            nodes, new_frontier = append_nodes(frontier, size, leaves)
+            if nodes:
+                self._executemany(
+                    tx, "INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
+                )
+            new_size = size + len(encoded)
+            root = root_from_frontier(new_frontier, new_size)
+            indexed = [(size + i, ev) for i, (ev, _) in enumerate(encoded)]
+            erasures = [(i, ev) for i, ev in indexed if isinstance(ev, ErasureRecorded)]
+            if erasures:
+                self._apply_erasures(tx, erasures)
+                self._rebuild_locked(tx, None)
+            else:
+                for sql, params in derive(indexed):
+                    self._executemany(tx, sql, params)
+            note = self._checkpoint_tx(tx, new_size, root)
+            self._frontier_cache = (new_size, new_frontier)
+        return AppendResult(
+            first_index=size,
+            appended=len(encoded),
+            duplicates=duplicates,
+            size=new_size,
+            root=root,
+            checkpoint=note,
+        )
+
+    def _drop_stored(
+        self, tx: Any, encoded: list[tuple[Event, bytes]]
+    ) -> tuple[list[tuple[Event, bytes]], int]:
+        ids = [ev.id for ev, _ in encoded]
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self._execute(tx, f"SELECT id FROM events WHERE id IN ({marks})", chunk)
+            )
+        seen: set[str] = set()
+        kept = []
+        for ev, body in encoded:
+            if ev.id in found or ev.id in seen:
+                continue
+            seen.add(ev.id)
+            kept.append((ev, body))
+        return kept, len(encoded) - len(kept)
+
+    def _apply_erasures(self, tx: Any, erasures: list[tuple[int, ErasureRecorded]]) -> None:
+        for receipt_idx, ev in erasures:
+            rows = self._execute(
+                tx, "SELECT id, leaf, erased_by, kind FROM events WHERE idx = ?", (ev.target_index,)
+            )
+            if not rows:
+                raise InvalidEvent(f"erasure {ev.id}: there is no entry {ev.target_index} to erase")
+            target_id, leaf, erased_by, kind = rows[0]
+            if target_id != ev.target_id or bytes(leaf).hex() != ev.leaf_hash:
+                raise InvalidEvent(
+                    f"erasure {ev.id}: entry {ev.target_index} is {target_id} with leaf {bytes(leaf).hex()}, "
+                    f"not {ev.target_id} / {ev.leaf_hash}"
+                )
+            if erased_by is not None:
+                raise InvalidEvent(
+                    f"entry {ev.target_index} was already erased by entry {erased_by}"
+                )
+            if kind == "erasure":
+                raise InvalidEvent(
+                    f"entry {ev.target_index} is an erasure receipt; receipts cannot be erased"
+                )
+            self._execute(
+                tx,
+                "UPDATE events SET body = NULL, erased_by = ? WHERE idx = ?",
+                (receipt_idx, ev.target_index),
+            )
+
+    def _checkpoint_tx(self, tx: Any, size: int, root: bytes) -> str:
+        checkpoint = Checkpoint(origin=self.origin, size=size, root=root)
+        note = (
+            sign_checkpoint(checkpoint, self.signer)
+            if self.signer is not None
+            else checkpoint.body()
+        )
+        self._execute(
+            tx,
+            "INSERT INTO checkpoints (size, root, note, ts) VALUES (?, ?, ?, ?)",
+            (size, root, note, now_ts()),
+        )
+        return note
+
+    # -- tree reads -------------------------------------------------------------
+
+    def _size_tx(self, tx: Any) -> int:
+        row = self._execute(tx, "SELECT MAX(idx) FROM events")
+        return 0 if row[0][0] is None else int(row[0][0]) + 1
+
+    def _nodes_tx(self, tx: Any, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        found: dict[tuple[int, int], bytes] = {}
+        leaves = [i for level, i in wanted if level == 0]
+        inner = [(level, i) for level, i in wanted if level > 0]
+        if leaves:
+            marks = ", ".join("?" * len(leaves))
+            for idx, leaf in self._execute(
+                tx, f"SELECT idx, leaf FROM events WHERE idx IN ({marks})", leaves
+            ):
+                found[(0, int(idx))] = bytes(leaf)
+        if inner:
+            clause = " OR ".join("(level = ? AND idx = ?)" for _ in inner)
+            flat = [v for pair in inner for v in pair]
+            for level, idx, h in self._execute(
+                tx, f"SELECT level, idx, hash FROM tree_nodes WHERE {clause}", flat
+            ):
+                found[(int(level), int(idx))] = bytes(h)
+        missing = [w for w in wanted if w not in found]
+        if missing:
+            raise ProofError(
+                f"the store is missing tree nodes {missing[:3]}; run `datatrail verify`"
+            )
+        return found
+
+    def _frontier_tx(self, tx: Any, size: int) -> list[bytes]:
+        cached = self._frontier_cache
+        if cached is not None and cached[0] == size:
+            return list(cached[1])
+        wanted = frontier_nodes(size)
+        nodes = self._nodes_tx(tx, wanted)
+        return [nodes[w] for w in wanted]
+
+    def _read(self, fn: Any) -> Any:
+        with self._begin() as tx:
+            return fn(tx)
+
+    def size(self) -> int:
+        rows = self.query("SELECT MAX(idx) FROM events")
+        return 0 if rows[0][0] is None else int(rows[0][0]) + 1
+
+    def _check_size(self, size: int | None) -> int:
+        current = self.size()
+        if size is None:
+            return current
+        if size < 0 or size > current:
+            raise ProofError(f"tree size {size} is out of range: the log holds {current} entries")
+        return size
+
+    def root(self, size: int | None = None) -> bytes:
+        n = self._check_size(size)
+        if n == 0:
+            return _EMPTY_ROOT
+        wanted = root_nodes(n)
+        return root_from(self._read(lambda tx: self._nodes_tx(tx, wanted)), n)
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        n = self._check_size(size)
+        if not 0 <= index < n:
+            raise ProofError(f"entry {index} is not in a tree of {n} entries")
+        wanted = inclusion_nodes(index, n)
+        return inclusion_proof_from(self._read(lambda tx: self._nodes_tx(tx, wanted)), index, n)
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        n = self._check_size(new_size)
+        if not 0 < old_size <= n:
+            raise ProofError(f"old size {old_size} must be between 1 and the new size {n}")
+        wanted = consistency_nodes(old_size, n)
+        return consistency_proof_from(
+            self._read(lambda tx: self._nodes_tx(tx, wanted)), old_size, n
+        )
+
+    def leaves(self, start: int = 0, end: int | None = None) -> list[bytes]:
+        stop = self.size() if end is None else end
+        rows = self.query(
+            "SELECT leaf FROM events WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop)
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def event(self, index_or_id: int | str) -> StoredEvent | None:
+        column = "idx" if isinstance(index_or_id, int) else "id"
+        rows = self.query(
+            f"SELECT idx, id, kind, ts, body, leaf, erased_by FROM events WHERE {column} = ?",
+            (index_or_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        body = None if r[4] is None else bytes(r[4])
+        return StoredEvent(
+            index=r[0], id=r[1], kind=r[2], ts=r[3], body=body, leaf=bytes(r[5]), erased_by=r[6]
+        )
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        rows = self.query("SELECT size, root, note, ts FROM checkpoints ORDER BY size DESC LIMIT 1")
+        if not rows:
+            return None
+        r = rows[0]
+        return StoredCheckpoint(size=r[0], root=bytes(r[1]), note=r[2], ts=r[3])
+
+    def meta(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self.query("SELECT key, value FROM meta")}
+
+    def schema_version(self) -> int:
+        """The newest migration recorded in the store."""
+        rows = self.query("SELECT MAX(version) FROM migrations")
+        return int(rows[0][0] or 0)
+
+    # -- projections --------------------------------------------------------------
+
+    def _rebuild_locked(self, tx: Any, progress: Progress | None) -> int:
+        for table in PROJECTION_TABLES:
+            self._execute(tx, f"DELETE FROM {table}")
+        total = self._size_tx(tx)
+        done = 0
+        while done < total:
+            rows = self._execute(
+                tx,
+                "SELECT idx, body FROM events WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (done, done + _REBUILD_BATCH),
+            )
+            batch = [
+                (int(idx), decode_event(bytes(body))) for idx, body in rows if body is not None
+            ]
+            for sql, params in derive(batch):
+                self._executemany(tx, sql, params)
+            done += _REBUILD_BATCH
+            if progress is not None:
+                progress(min(done, total), total)
+        return total
+
+    def derive_projections(
+        self, progress: Progress | None = None
+    ) -> dict[str, list[tuple[Any, ...]]]:
+        return derive_in_memory(self, progress)
+
+
+def derive_in_memory(
+    store: Any, progress: Progress | None = None
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Derive every projection from ``store``'s log into a scratch SQLite database; return the rows.
+
+    Used by ``verify``: the stored projections must equal these exactly.
+    """
+    scratch = sqlite3.connect(":memory:")
+    try:
+        for statement in MIGRATIONS[0].statements:
+            scratch.execute(statement.replace("{blob}", "BLOB"))
+        total = store.size()
+        batch: list[tuple[int, Event]] = []
+        for done, stored in enumerate(store.events(), start=1):
+            if stored.body is not None:
+                batch.append((stored.index, decode_event(bytes(stored.body))))
+            if len(batch) >= _REBUILD_BATCH:
+                for sql, params in derive(batch):
+                    scratch.executemany(sql, params)
+                batch.clear()
+                if progress is not None:
+                    progress(done, total)
+        for sql, params in derive(batch):
+            scratch.executemany(sql, params)
+        if progress is not None:
+            progress(total, total)
+        result = {}
+        for table in PROJECTION_TABLES:
+            ncols = len(scratch.execute(f"SELECT * FROM {table} LIMIT 0").description)
+            order = ", ".join(str(i + 1) for i in range(ncols))
+            result[table] = scratch.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+        return result
+    finally:
+        scratch.close()

@@ -1,0 +1,164 @@
+"""Deriving the projection tables from events.
+
+Every projection row is a pure function of the events before it: rows are
+written with first-wins inserts and commutative upserts, so deriving a batch
+incrementally and deriving the whole log again in ``rebuild`` give equal
+tables. That equality is what ``verify`` checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from datatrail.model import (
+    CodeVersion,
+    Environment,
+    ErasureRecorded,
+    Event,
+    IORecorded,
+    RunFinished,
+    RunStarted,
+    canonical_bytes,
+)
+
+__all__ = ["Statements", "derive"]
+
+Statements = list[tuple[str, list[tuple[object, ...]]]]
+
+_SQL_JOB = (
+    "INSERT INTO jobs (namespace, name, first_idx, first_ts) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (namespace, name) DO NOTHING"
+)
+_SQL_DATASET = (
+    "INSERT INTO datasets (namespace, name, first_idx, first_ts) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (namespace, name) DO NOTHING"
+)
+_SQL_ARTIFACT = (
+    "INSERT INTO artifacts (artifact_id, kind, size, rows, schema, media_type, stats, first_idx, first_ts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (artifact_id) DO NOTHING"
+)
+_SQL_CODE = "INSERT INTO code_versions (code_id, body, first_idx) VALUES (?, ?, ?) ON CONFLICT (code_id) DO NOTHING"
+_SQL_ENV = "INSERT INTO environments (env_id, body, first_idx) VALUES (?, ?, ?) ON CONFLICT (env_id) DO NOTHING"
+# A start never touches the end columns and an end never touches the start columns,
+# so the two commute: the row is the same whichever arrives first.
+_SQL_RUN_START = (
+    "INSERT INTO runs (run_id, job_namespace, job_name, parent_run_id, status, started_at, params, "
+    "code_id, env_id, actor, level, start_idx) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET job_namespace = excluded.job_namespace, "
+    "job_name = excluded.job_name, parent_run_id = excluded.parent_run_id, "
+    "started_at = excluded.started_at, params = excluded.params, code_id = excluded.code_id, "
+    "env_id = excluded.env_id, actor = excluded.actor, level = excluded.level, "
+    "start_idx = excluded.start_idx"
+)
+_SQL_RUN_END = (
+    "INSERT INTO runs (run_id, status, ended_at, error, end_idx) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at, "
+    "error = excluded.error, end_idx = excluded.end_idx"
+)
+_SQL_IO = (
+    "INSERT INTO run_io (idx, run_id, role, artifact_id, dataset_namespace, dataset_name, label, ts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQL_EDGE = "INSERT INTO edges (idx, src, dst, ts) VALUES (?, ?, ?, ?)"
+# The job of an io event's run comes from the runs projection, written earlier in the batch.
+_SQL_DS_EDGE_IN = (
+    "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) "
+    "SELECT ?, 'j:' || job_namespace || ':' || job_name, ?, ? FROM runs "
+    "WHERE run_id = ? AND job_name IS NOT NULL ON CONFLICT (src, dst) DO NOTHING"
+)
+_SQL_DS_EDGE_OUT = (
+    "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) "
+    "SELECT 'j:' || job_namespace || ':' || job_name, ?, ?, ? FROM runs "
+    "WHERE run_id = ? AND job_name IS NOT NULL ON CONFLICT (src, dst) DO NOTHING"
+)
+_SQL_ERASURE = (
+    "INSERT INTO erasures (target_idx, receipt_idx, reason, ts) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (target_idx) DO NOTHING"
+)
+
+
+def _json(value: object) -> str | None:
+    return None if value is None else canonical_bytes(value).decode()
+
+
+def derive(events: Iterable[tuple[int, Event]]) -> Statements:
+    """The projection writes for ``(index, event)`` pairs, as (SQL, rows) in the order to run them."""
+    jobs: list[tuple[object, ...]] = []
+    datasets: list[tuple[object, ...]] = []
+    artifacts: list[tuple[object, ...]] = []
+    codes: list[tuple[object, ...]] = []
+    envs: list[tuple[object, ...]] = []
+    starts: list[tuple[object, ...]] = []
+    ends: list[tuple[object, ...]] = []
+    ios: list[tuple[object, ...]] = []
+    edges: list[tuple[object, ...]] = []
+    ds_in: list[tuple[object, ...]] = []
+    ds_out: list[tuple[object, ...]] = []
+    erasures: list[tuple[object, ...]] = []
+    for idx, ev in events:
+        if isinstance(ev, IORecorded):
+            art = ev.artifact
+            artifacts.append(
+                (
+                    art.id,
+                    art.kind,
+                    art.size,
+                    art.rows,
+                    _json(art.schema),
+                    art.media_type,
+                    _json(art.stats),
+                    idx,
+                    ev.ts,
+                )
+            )
+            ds = ev.dataset
+            ns, name = (ds.namespace, ds.name) if ds is not None else (None, None)
+            ios.append((idx, ev.run_id, ev.role, art.id, ns, name, ev.label, ev.ts))
+            if ev.role == "input":
+                edges.append((idx, "a:" + art.id, "r:" + ev.run_id, ev.ts))
+            else:
+                edges.append((idx, "r:" + ev.run_id, "a:" + art.id, ev.ts))
+            if ds is not None:
+                datasets.append((ds.namespace, ds.name, idx, ev.ts))
+                key = f"d:{ds.namespace}:{ds.name}"
+                (ds_in if ev.role == "input" else ds_out).append((key, idx, ev.ts, ev.run_id))
+        elif isinstance(ev, RunStarted):
+            jobs.append((ev.job.namespace, ev.job.name, idx, ev.ts))
+            starts.append(
+                (
+                    ev.run_id,
+                    ev.job.namespace,
+                    ev.job.name,
+                    ev.parent_run_id,
+                    ev.ts,
+                    _json(ev.params),
+                    ev.code_id,
+                    ev.env_id,
+                    _json(ev.actor),
+                    ev.level,
+                    idx,
+                )
+            )
+        elif isinstance(ev, RunFinished):
+            ends.append((ev.run_id, ev.status, ev.ts, _json(ev.error), idx))
+        elif isinstance(ev, CodeVersion):
+            codes.append((ev.code_id, _json(ev), idx))
+        elif isinstance(ev, Environment):
+            envs.append((ev.env_id, _json(ev), idx))
+        elif isinstance(ev, ErasureRecorded):
+            erasures.append((ev.target_index, idx, ev.reason, ev.ts))
+    plan: Statements = [
+        (_SQL_JOB, jobs),
+        (_SQL_CODE, codes),
+        (_SQL_ENV, envs),
+        (_SQL_RUN_START, starts),
+        (_SQL_RUN_END, ends),
+        (_SQL_DATASET, datasets),
+        (_SQL_ARTIFACT, artifacts),
+        (_SQL_IO, ios),
+        (_SQL_EDGE, edges),
+        (_SQL_DS_EDGE_IN, ds_in),
+        (_SQL_DS_EDGE_OUT, ds_out),
+        (_SQL_ERASURE, erasures),
+    ]
+    return [(sql, rows) for sql, rows in plan if rows]

@@ -1,0 +1,130 @@
+"""The store's tables, as portable SQL (SQLite and PostgreSQL), and its migrations.
+
+Two kinds of table. The log itself: ``events`` (one row per appended fact, its
+canonical bytes and its Merkle leaf hash), ``tree_nodes`` (perfect-subtree
+hashes, so proofs cost O(log n) reads) and ``checkpoints`` (every signed
+checkpoint). And projections derived from the log, which ``rebuild`` can drop
+and derive again: jobs, runs, datasets, artifacts, run_io, edges,
+dataset_edges, code_versions, environments, erasures.
+
+Migrations are small registered steps recorded in ``migrations``; a store whose
+recorded version is above :data:`SCHEMA_VERSION` was written by a newer
+datatrail and is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LOG_TABLES", "MIGRATIONS", "PROJECTION_TABLES", "SCHEMA_VERSION", "Migration"]
+
+BLOB = "{blob}"  # BLOB in SQLite, BYTEA in PostgreSQL
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: its version, a name, and its SQL statements."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+_V1_LOG = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    f"""CREATE TABLE events (
+        idx BIGINT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        body {BLOB},
+        leaf {BLOB} NOT NULL,
+        erased_by BIGINT
+    )""",
+    "CREATE INDEX events_kind_ts ON events (kind, ts)",
+    f"""CREATE TABLE tree_nodes (
+        level INTEGER NOT NULL,
+        idx BIGINT NOT NULL,
+        hash {BLOB} NOT NULL,
+        PRIMARY KEY (level, idx)
+    )""",
+    f"""CREATE TABLE checkpoints (
+        size BIGINT PRIMARY KEY,
+        root {BLOB} NOT NULL,
+        note TEXT NOT NULL,
+        ts TEXT NOT NULL
+    )""",
+)
+
+_V1_PROJECTIONS = (
+    """CREATE TABLE jobs (
+        namespace TEXT NOT NULL, name TEXT NOT NULL, first_idx BIGINT NOT NULL, first_ts TEXT NOT NULL,
+        PRIMARY KEY (namespace, name)
+    )""",
+    """CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        job_namespace TEXT, job_name TEXT, parent_run_id TEXT,
+        status TEXT NOT NULL, started_at TEXT, ended_at TEXT,
+        params TEXT, code_id TEXT, env_id TEXT, actor TEXT, level TEXT, error TEXT,
+        start_idx BIGINT, end_idx BIGINT
+    )""",
+    "CREATE INDEX runs_job ON runs (job_namespace, job_name, started_at)",
+    "CREATE INDEX runs_parent ON runs (parent_run_id)",
+    "CREATE INDEX runs_started ON runs (started_at)",
+    """CREATE TABLE datasets (
+        namespace TEXT NOT NULL, name TEXT NOT NULL, first_idx BIGINT NOT NULL, first_ts TEXT NOT NULL,
+        PRIMARY KEY (namespace, name)
+    )""",
+    """CREATE TABLE artifacts (
+        artifact_id TEXT PRIMARY KEY, kind TEXT NOT NULL, size BIGINT, rows BIGINT,
+        schema TEXT, media_type TEXT, stats TEXT, first_idx BIGINT NOT NULL, first_ts TEXT NOT NULL
+    )""",
+    """CREATE TABLE run_io (
+        idx BIGINT PRIMARY KEY, run_id TEXT NOT NULL, role TEXT NOT NULL, artifact_id TEXT NOT NULL,
+        dataset_namespace TEXT, dataset_name TEXT, label TEXT, ts TEXT NOT NULL
+    )""",
+    "CREATE INDEX run_io_artifact ON run_io (artifact_id, role)",
+    "CREATE INDEX run_io_run ON run_io (run_id, role)",
+    "CREATE INDEX run_io_dataset ON run_io (dataset_namespace, dataset_name, ts)",
+    # Artifact-level data flow, one row per io event: input artifact -> run, run -> output artifact.
+    "CREATE TABLE edges (idx BIGINT PRIMARY KEY, src TEXT NOT NULL, dst TEXT NOT NULL, ts TEXT NOT NULL)",
+    "CREATE INDEX edges_src ON edges (src, dst)",
+    "CREATE INDEX edges_dst ON edges (dst, src)",
+    # Dataset-level data flow, one row per distinct pair: dataset -> job -> dataset.
+    """CREATE TABLE dataset_edges (
+        src TEXT NOT NULL, dst TEXT NOT NULL, first_idx BIGINT NOT NULL, first_ts TEXT NOT NULL,
+        PRIMARY KEY (src, dst)
+    )""",
+    "CREATE INDEX dataset_edges_dst ON dataset_edges (dst, src)",
+    "CREATE TABLE code_versions (code_id TEXT PRIMARY KEY, body TEXT NOT NULL, first_idx BIGINT NOT NULL)",
+    "CREATE TABLE environments (env_id TEXT PRIMARY KEY, body TEXT NOT NULL, first_idx BIGINT NOT NULL)",
+    """CREATE TABLE erasures (
+        target_idx BIGINT PRIMARY KEY, receipt_idx BIGINT NOT NULL, reason TEXT NOT NULL, ts TEXT NOT NULL
+    )""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1, "event log, Merkle tree, checkpoints and lineage projections", _V1_LOG + _V1_PROJECTIONS
+    ),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+"""The newest schema version this datatrail knows."""
+
+LOG_TABLES = ("meta", "migrations", "events", "tree_nodes", "checkpoints")
+"""Tables that hold the log itself; verified by recomputing hashes and signatures."""
+
+PROJECTION_TABLES = (
+    "jobs",
+    "runs",
+    "datasets",
+    "artifacts",
+    "run_io",
+    "edges",
+    "dataset_edges",
+    "code_versions",
+    "environments",
+    "erasures",
+)
+"""Tables derived from the log; verified by deriving them again and comparing."""
