@@ -203,8 +203,11 @@ def _canonical_floats(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     # A dot product of a vector with itself is NaN exactly when an element is NaN
     # (squares are never negative, so inf - inf cannot happen), and BLAS runs it at
     # memory speed: far cheaper than isnan().any() on the common NaN-free path.
-    if values.dtype.itemsize >= 4 and not math.isnan(float(np.dot(values, values))):
-        return values
+    if values.dtype.itemsize >= 4:
+        with np.errstate(over="ignore", invalid="ignore"):
+            square_sum = float(np.dot(values, values))
+        if not math.isnan(square_sum):
+            return values
     missing = np.isnan(values)
     if not missing.any():
         return values
@@ -489,9 +492,8 @@ def hash_pandas(obj: Any) -> ContentHash | None:
 
 
 def _iso(value: int, unit: str, *, utc: bool) -> str:
-    return str(
-        np.datetime_as_string(np.datetime64(value, unit), timezone="UTC" if utc else "naive")
-    )
+    instant = np.array(value, dtype=np.int64).view(f"datetime64[{unit}]")
+    return str(np.datetime_as_string(instant, timezone="UTC" if utc else "naive"))
 
 
 def _bounds(column: Any) -> tuple[Any, Any] | None:

@@ -281,11 +281,25 @@ def _hash_text(obj: str) -> ContentHash:
     return ContentHash(digest=format_digest(hasher), kind="text", size=len(data))
 
 
+def _non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(item) for item in value)
+    return False
+
+
 def _hash_json(obj: object) -> ContentHash | None:
     try:
         data = canonical_bytes(obj)
     except (TypeError, ValueError, InvalidEvent, msgspec.EncodeError):
-        # Not JSON-able (an arbitrary object inside, NaN): no canonical form, so no hash.
+        # Not JSON-able (an arbitrary object inside): no canonical form, so no hash.
+        return None
+    if b"null" in data and _non_finite(obj):
+        # JSON spells NaN and infinities as null; hashing that would make {"x": nan}
+        # collide with {"x": None}, so such values have no canonical form either.
         return None
     hasher = domain_hasher("json", len(data))
     hasher.update(data)

@@ -19,6 +19,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import os
 import sys
 import time
 import traceback
@@ -262,6 +263,7 @@ class RunHandle:
     parent_run_id: str | None
     level: str
     _finished: bool = field(default=False, repr=False)
+    _pending: list[tuple[str, Any]] = field(default_factory=list, repr=False)
 
     def input(self, value: T, *, name: str | None = None, dataset: DatasetRef | None = None) -> T:
         """Record ``value`` (a Path, a frame, bytes, ...) as an input of this run; returns it unchanged."""
@@ -521,7 +523,7 @@ class _Tracked:
                         simple = False
                         break
             if not simple or self.inputs:
-                args, kwargs = self._classify(args, kwargs, level, inputs)
+                args, kwargs = self._classify(args, kwargs, level, inputs, handle._pending)
             get_writer().submit(
                 (
                     _build_start,
@@ -555,6 +557,7 @@ class _Tracked:
         kwargs: dict[str, Any],
         level: str,
         inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]],
+        pending: list[tuple[str, Any]],
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         names = self.positional
         new_args = []
@@ -562,8 +565,8 @@ class _Tracked:
             label = (
                 names[i] if i < len(names) else f"{self.binder.varargs or 'args'}[{i - len(names)}]"
             )
-            new_args.append(self._one(label, value, level, inputs))
-        new_kwargs = {k: self._one(k, v, level, inputs) for k, v in kwargs.items()}
+            new_args.append(self._one(label, value, level, inputs, pending))
+        new_kwargs = {k: self._one(k, v, level, inputs, pending) for k, v in kwargs.items()}
         return tuple(new_args), new_kwargs
 
     def _one(
@@ -572,8 +575,13 @@ class _Tracked:
         value: Any,
         level: str,
         inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]],
+        pending: list[tuple[str, Any]],
     ) -> Any:
         forced = label in self.inputs
+        if isinstance(value, os.PathLike) and not os.path.exists(value):
+            # A path that does not exist yet is where the call will write: an output if it appears.
+            pending.append((label, value))
+            return os.fspath(value)
         if forced or is_data(value):
             if label == self.binder.skip:
                 return value
@@ -585,19 +593,27 @@ class _Tracked:
         return _snapshot(value)
 
     def outputs(self, handle: RunHandle, result: Any, label: str = "return") -> None:
-        if not self.record_outputs or result is None:
+        if not self.record_outputs:
             return
         try:
             items: list[tuple[str | None, ArtifactInfo, DatasetRef | None]] = []
-            if isinstance(result, tuple) and any(is_data(v) for v in result):
+            for name, path in handle._pending:
+                if os.path.exists(path):
+                    art, ds = artifact_for(path, level=handle.level)
+                    items.append((name, art, ds))
+            handle._pending.clear()
+            if result is None:
+                pass  # nothing returned: only the paths that appeared are outputs
+            elif isinstance(result, tuple) and any(is_data(v) for v in result):
                 for i, v in enumerate(result):
                     if v is not None:
-                        art, ds = artifact_for(v, level=handle.level)
+                        art, ds = artifact_for(v, level=handle.level, fresh=True)
                         items.append((f"{label}[{i}]", art, ds))
             else:
-                art, ds = artifact_for(result, level=handle.level)
+                art, ds = artifact_for(result, level=handle.level, fresh=True)
                 items.append((label, art, ds))
-            get_writer().submit((_build_io, (handle.run_id, "output", time.time_ns(), items)))
+            if items:
+                get_writer().submit((_build_io, (handle.run_id, "output", time.time_ns(), items)))
         except Exception:
             log.exception(
                 "datatrail: recording the output of %s failed; the call goes on", self.name

@@ -27,7 +27,7 @@ SCALARS = frozenset({int, float, str, bool, type(None), complex})
 DATA_MODULES = frozenset({"pandas", "polars", "pyarrow", "numpy"})
 _DATA_TYPES = (bytes, bytearray, memoryview, os.PathLike)
 
-_memo: dict[int, tuple[weakref.ref[Any], ContentHash]] = {}
+_memo: dict[int, tuple[weakref.ref[Any], tuple[Any, ...], ContentHash]] = {}
 _memo_lock = threading.Lock()
 _warned: set[str] = set()
 
@@ -37,6 +37,21 @@ def is_data(value: Any) -> bool:
     if isinstance(value, _DATA_TYPES):
         return True
     return type(value).__module__.partition(".")[0] in DATA_MODULES
+
+
+def _fingerprint(value: Any) -> tuple[Any, ...]:
+    """A cheap check that a remembered object still has the same shape and columns.
+
+    In-place edits of values that keep the shape are not seen; a step's outputs are
+    always hashed afresh, so only edits between steps outside any tracked code are missed.
+    """
+    shape = getattr(value, "shape", None)
+    columns = getattr(value, "columns", None)
+    try:
+        cols = tuple(columns) if columns is not None else None
+    except TypeError:
+        cols = None
+    return (shape if isinstance(shape, tuple) else None, cols)
 
 
 def remember(value: Any, content: ContentHash) -> None:
@@ -52,16 +67,16 @@ def remember(value: Any, content: ContentHash) -> None:
     except TypeError:  # bytes, str, tuples: cheap to hash again, cannot be weakly referenced
         return
     with _memo_lock:
-        _memo[key] = (ref, content)
+        _memo[key] = (ref, _fingerprint(value), content)
 
 
 def recall(value: Any) -> ContentHash | None:
     """The remembered content hash of this very object, if any."""
     with _memo_lock:
         entry = _memo.get(id(value))
-    if entry is None or entry[0]() is not value:
+    if entry is None or entry[0]() is not value or entry[1] != _fingerprint(value):
         return None
-    return entry[1]
+    return entry[2]
 
 
 def _info(content: ContentHash, stats: dict[str, Any] | None) -> ArtifactInfo:
@@ -83,7 +98,12 @@ def _identity(kind: str) -> ArtifactInfo:
 
 
 def artifact_for(
-    value: Any, *, level: str, as_path: bool = False, dataset: DatasetRef | None = None
+    value: Any,
+    *,
+    level: str,
+    as_path: bool = False,
+    dataset: DatasetRef | None = None,
+    fresh: bool = False,
 ) -> tuple[ArtifactInfo, DatasetRef | None]:
     """The artifact (and dataset, for files) of a value at a recording level.
 
@@ -101,7 +121,7 @@ def artifact_for(
         return _info(hashed, None), ds
     if level == "minimal":
         return _identity(type(value).__name__), dataset
-    content: ContentHash | None = recall(value)
+    content: ContentHash | None = None if fresh else recall(value)
     if content is None:
         content = hash_value(value)
         if content is None:

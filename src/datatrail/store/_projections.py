@@ -71,6 +71,17 @@ _SQL_DS_EDGE_OUT = (
     "SELECT 'j:' || job_namespace || ':' || job_name, ?, ?, ? FROM runs "
     "WHERE run_id = ? AND job_name IS NOT NULL ON CONFLICT (src, dst) DO NOTHING"
 )
+# An in-memory hand-off between jobs (an input with no dataset, produced earlier by another
+# run) links the two jobs directly, so dataset-level lineage crosses steps that pass frames.
+_SQL_JOB_EDGE = (
+    "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) "
+    "SELECT DISTINCT 'j:' || p.job_namespace || ':' || p.job_name, "
+    "'j:' || c.job_namespace || ':' || c.job_name, ?, ? "
+    "FROM run_io o JOIN runs p ON p.run_id = o.run_id JOIN runs c ON c.run_id = ? "
+    "WHERE o.artifact_id = ? AND o.role = 'output' AND o.idx < ? "
+    "AND p.job_name IS NOT NULL AND c.job_name IS NOT NULL "
+    "ON CONFLICT (src, dst) DO NOTHING"
+)
 _SQL_ERASURE = (
     "INSERT INTO erasures (target_idx, receipt_idx, reason, ts) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (target_idx) DO NOTHING"
@@ -94,6 +105,7 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
     edges: list[tuple[object, ...]] = []
     ds_in: list[tuple[object, ...]] = []
     ds_out: list[tuple[object, ...]] = []
+    job_edges: list[tuple[object, ...]] = []
     erasures: list[tuple[object, ...]] = []
     for idx, ev in events:
         if isinstance(ev, IORecorded):
@@ -122,6 +134,8 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
                 datasets.append((ds.namespace, ds.name, idx, ev.ts))
                 key = f"d:{ds.namespace}:{ds.name}"
                 (ds_in if ev.role == "input" else ds_out).append((key, idx, ev.ts, ev.run_id))
+            elif ev.role == "input":
+                job_edges.append((idx, ev.ts, ev.run_id, art.id, idx))
         elif isinstance(ev, RunStarted):
             jobs.append((ev.job.namespace, ev.job.name, idx, ev.ts))
             starts.append(
@@ -159,6 +173,7 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
         (_SQL_EDGE, edges),
         (_SQL_DS_EDGE_IN, ds_in),
         (_SQL_DS_EDGE_OUT, ds_out),
+        (_SQL_JOB_EDGE, job_edges),
         (_SQL_ERASURE, erasures),
     ]
     return [(sql, rows) for sql, rows in plan if rows]

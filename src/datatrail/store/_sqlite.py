@@ -51,9 +51,8 @@ class SQLiteStore(LogEngine):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = _connect(str(self.path))
         try:
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._open_schema(exists)
+            # Identify the file before writing anything to it (WAL mode is a write).
+            self._open_schema(exists, create)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise NotAStore(f"{self.path} is not a datatrail store ({exc})") from None
@@ -64,7 +63,7 @@ class SQLiteStore(LogEngine):
 
     # -- schema ---------------------------------------------------------------
 
-    def _open_schema(self, existed: bool) -> None:
+    def _open_schema(self, existed: bool, create: bool) -> None:
         tables = {
             r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
@@ -84,12 +83,19 @@ class SQLiteStore(LogEngine):
                     f"{self.path} has schema version {version}, but this datatrail knows up to "
                     f"{SCHEMA_VERSION}; upgrade datatrail to read it"
                 )
+            self._set_pragmas()
             self._migrate(version)
             return
-        if existed and self.path.stat().st_size > 0 and not tables:
-            # A non-empty file with no tables: make SQLite read the header so a random file fails.
-            self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        if existed and tables:
+            raise NotAStore(f"{self.path} is an SQLite database but not a datatrail store")
+        if existed and not create:
+            raise NotAStore(f"{self.path} is empty, not a datatrail store; run `datatrail init`")
+        self._set_pragmas()
         self._create()
+
+    def _set_pragmas(self) -> None:
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
 
     def _create(self) -> None:
         store_id = uuid7()
