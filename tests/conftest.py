@@ -17,3 +17,28 @@ def testdata() -> Path:
             f"shared test data not found at {SHARED_TESTDATA}; clone the project next to shared/"
         )
     return SHARED_TESTDATA
+
+
+@pytest.fixture
+def trail(tmp_path: Path):
+    """Record into a fresh trail under ``tmp_path``; yields a function that flushes and opens it."""
+    import datatrail
+    from datatrail.capture import shutdown
+
+    home = tmp_path / ".datatrail"
+    datatrail.configure(home=home, level="standard", enabled=True)
+
+    opened: list[datatrail.Trail] = []
+
+    def read() -> datatrail.Trail:
+        datatrail.flush()
+        t = datatrail.Trail(home)
+        opened.append(t)
+        return t
+
+    read.home = home  # type: ignore[attr-defined]
+    yield read
+    for t in opened:
+        t.close()
+    shutdown()
+    datatrail.configure(home=None, level="standard")

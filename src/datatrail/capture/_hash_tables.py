@@ -200,17 +200,12 @@ class _Column:
 
 def _canonical_floats(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """``values`` with every NaN rewritten to the one quiet NaN (copied only if any)."""
-    # A dot product of a vector with itself is NaN exactly when an element is NaN
-    # (squares are never negative, so inf - inf cannot happen), and BLAS runs it at
-    # memory speed: far cheaper than isnan().any() on the common NaN-free path.
-    if values.dtype.itemsize >= 4:
-        with np.errstate(over="ignore", invalid="ignore"):
-            square_sum = float(np.dot(values, values))
-        if not math.isnan(square_sum):
-            return values
-    missing = np.isnan(values)
-    if not missing.any():
+    # np.minimum propagates NaN, and its SIMD reduction runs at memory speed without
+    # writing a mask: far cheaper than isnan().any() on the common NaN-free path.
+    # (A BLAS dot product would be as fast alone, but its threads fight BLAKE3's.)
+    if values.size == 0 or not math.isnan(float(np.minimum.reduce(values))):
         return values
+    missing = np.isnan(values)
     fixed = values.copy()
     fixed[missing] = np.nan
     return fixed

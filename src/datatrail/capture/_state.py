@@ -81,7 +81,7 @@ def settings() -> Settings:
 
 def configure(
     *,
-    home: str | Path | _Unset | None = UNSET,
+    home: str | Path | Home | _Unset | None = UNSET,
     level: str | _Unset = UNSET,
     namespace: str | _Unset = UNSET,
     enabled: bool | _Unset = UNSET,
@@ -103,7 +103,10 @@ def configure(
         if not isinstance(enabled, _Unset):
             new = replace(new, enabled=bool(enabled))
         if not isinstance(home, _Unset):
-            new = replace(new, home=None if home is None else init_home(home))
+            if home is None or isinstance(home, Home):
+                new = replace(new, home=home)
+            else:
+                new = replace(new, home=init_home(home))
             _close_writer_locked()
         _state.settings = new
         return new
@@ -113,6 +116,10 @@ def _close_writer_locked() -> None:
     if _state.writer is not None:
         _state.writer.close()
         _state.writer = None
+    # Code versions and environments are emitted once per trail: a new trail needs them again.
+    from datatrail.capture._codeinfo import reset_caches
+
+    reset_caches()
 
 
 def _resolve_home(current: Settings) -> Home:

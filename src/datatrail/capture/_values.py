@@ -15,7 +15,14 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from datatrail.capture._hashing import ContentHash, hash_directory, hash_file, hash_value, summarize
+from datatrail.capture._hashing import (
+    ContentHash,
+    _lookup,
+    hash_directory,
+    hash_file,
+    hash_value,
+    summarize,
+)
 from datatrail.errors import HashingError
 from datatrail.model import ArtifactInfo, DatasetRef, file_dataset, uuid7
 
@@ -32,11 +39,21 @@ _memo_lock = threading.Lock()
 _warned: set[str] = set()
 
 
+_PLAIN = frozenset({str, int, float, bool, complex, type(None), dict, list, tuple, set, frozenset})
+
+
 def is_data(value: Any) -> bool:
-    """Whether a value is data (an input or output) rather than a parameter."""
+    """Whether a value is data (an input or output) rather than a parameter.
+
+    Data: bytes, paths, frames, arrays and tables, and any type with a registered
+    hasher; plain Python values (numbers, strings, containers) are parameters.
+    """
     if isinstance(value, _DATA_TYPES):
         return True
-    return type(value).__module__.partition(".")[0] in DATA_MODULES
+    cls = type(value)
+    if cls in _PLAIN:
+        return False
+    return cls.__module__.partition(".")[0] in DATA_MODULES or _lookup(cls) is not None
 
 
 def _fingerprint(value: Any) -> tuple[Any, ...]:

@@ -115,7 +115,7 @@ def run_app(app: typer.Typer) -> None:
         err_console.print("aborted")
         sys.exit(130)
     except Exception as exc:  # click usage errors and friends
-        import click
+        import click  # type: ignore[import-not-found,unused-ignore]
 
         if isinstance(exc, click.ClickException):
             exc.show()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 from datatrail.errors import ProofError
 
@@ -50,6 +50,9 @@ HASH_SIZE = 32
 
 NodeId = tuple[int, int]
 """A perfect subtree: ``(level, index)``."""
+
+Slot = NodeId | list[NodeId]
+"""One proof hash: a perfect node, or the perfect parts of a subtree cut by the right edge."""
 
 _sha256 = hashlib.sha256
 _EMPTY_ROOT = _sha256(b"").digest()
@@ -102,7 +105,7 @@ def _hash(value: Any, what: str) -> bytes:
 def _hashes(values: Any, what: str) -> list[bytes]:
     if isinstance(values, str | bytes | bytearray | memoryview) or not isinstance(values, Sequence):
         raise ProofError(f"{what} must be a sequence of hashes, not {type(values).__name__}")
-    out = list(values)
+    out = values if type(values) is list else list(values)
     # map() keeps the check at C speed for a million leaves.
     if out and (set(map(type, out)) != {bytes} or set(map(len, out)) != {HASH_SIZE}):
         for i, item in enumerate(out):
@@ -172,6 +175,8 @@ def _consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
 
 
 def _check_inclusion_args(index: Any, size: Any) -> tuple[int, int]:
+    if type(index) is int and type(size) is int and 0 <= index < size:
+        return index, size
     index = _int(index, "leaf index")
     size = _int(size, "tree size", 1)
     if index >= size:
@@ -180,6 +185,8 @@ def _check_inclusion_args(index: Any, size: Any) -> tuple[int, int]:
 
 
 def _check_consistency_args(old_size: Any, new_size: Any) -> tuple[int, int]:
+    if type(old_size) is int and type(new_size) is int and 0 < old_size <= new_size:
+        return old_size, new_size
     old_size = _int(old_size, "old tree size", 1)
     new_size = _int(new_size, "new tree size", 1)
     if old_size > new_size:
@@ -192,8 +199,8 @@ def _check_consistency_args(old_size: Any, new_size: Any) -> tuple[int, int]:
 
 def _parents(level: list[bytes]) -> list[bytes]:
     """Hash neighbours pairwise; an odd last node is left out."""
-    left, right = level[0 : len(level) - 1 : 2], level[1::2]
-    return [_sha256(b"\x01" + a + b).digest() for a, b in zip(left, right, strict=True)]
+    pairs = iter(level)
+    return [_sha256(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs, strict=False)]
 
 
 def _root(hashes: list[bytes]) -> bytes:
@@ -231,29 +238,92 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes
 # -- node-based, for the store ---------------------------------------------------
 
 
-def _nodes_for(ranges: list[tuple[int, int]]) -> list[NodeId]:
-    return [node for a, b in ranges for node in _range_nodes(a, b)]
+def _slot(start: int, end: int) -> Slot:
+    width = end - start
+    if width & (width - 1):
+        return _range_nodes(start, end)
+    level = width.bit_length() - 1
+    return (level, start >> level)
 
 
-def _lookup(nodes: Mapping[NodeId, bytes], node: NodeId) -> bytes:
-    try:
-        value = nodes[node]
-    except KeyError:
-        raise ProofError(
-            f"tree node (level {node[0]}, index {node[1]}) is missing; "
-            "fetch every node the matching *_nodes() function names"
-        ) from None
-    except TypeError:
-        raise ProofError(f"nodes must be a mapping, not {type(nodes).__name__}") from None
-    return _hash(value, f"tree node (level {node[0]}, index {node[1]})")
+def _inclusion_slots(index: int, size: int) -> list[Slot]:
+    """The proof's slots, bottom up, in closed form (no walk down from the root).
+
+    Below level ``inner`` (where ``index`` and ``size - 1`` part ways) the
+    path climbs a perfect tree: the sibling at ``level`` is node
+    ``(index >> level) ^ 1``, cut short at most once by the right edge. Above
+    it each set bit of ``index`` adds a perfect left sibling.
+    """
+    inner = (index ^ (size - 1)).bit_length()
+    slots: list[Slot] = [
+        (level, sib) if (sib + 1) << level <= size else _range_nodes(sib << level, size)
+        for level in range(inner)
+        for sib in ((index >> level) ^ 1,)
+    ]
+    rest, level = index >> inner, inner
+    while rest:
+        if rest & 1:
+            slots.append((level, rest ^ 1))
+        rest >>= 1
+        level += 1
+    return slots
+
+
+def _flatten(slots: list[Slot]) -> list[NodeId]:
+    out: list[NodeId] = []
+    for slot in slots:
+        if isinstance(slot, tuple):
+            out.append(slot)
+        else:
+            out.extend(slot)
+    return out
+
+
+def _missing(node: NodeId) -> ProofError:
+    return ProofError(
+        f"tree node (level {node[0]}, index {node[1]}) is missing; "
+        "fetch every node the matching *_nodes() function names"
+    )
+
+
+def _check_fetched(parts: Sequence[Slot], values: list[bytes | None]) -> list[bytes]:
+    """Check fetched node hashes at C speed; only the slow path builds messages."""
+    if values and (
+        set(map(type, values)) != {bytes} or set(map(len, cast(list[bytes], values))) != {HASH_SIZE}
+    ):
+        for node, value in zip(parts, values, strict=True):
+            if isinstance(node, list):
+                continue  # a folded subtree: a fresh digest of checked parts
+            if value is None:
+                raise _missing(node)
+            _hash(value, f"tree node (level {node[0]}, index {node[1]})")
+    return cast(list[bytes], values)
 
 
 def _fold(nodes: Mapping[NodeId, bytes], parts: list[NodeId]) -> bytes:
     """Hash perfect parts (left to right) into their RFC subtree: a right fold."""
-    acc = _lookup(nodes, parts[-1])
-    for part in reversed(parts[:-1]):
-        acc = _sha256(b"\x01" + _lookup(nodes, part) + acc).digest()
+    values = _check_fetched(parts, [nodes.get(part) for part in parts])
+    acc = values[-1]
+    for value in reversed(values[:-1]):
+        acc = _sha256(b"\x01" + value + acc).digest()
     return acc
+
+
+def _assemble(nodes: Mapping[NodeId, bytes], slots: list[Slot]) -> list[bytes]:
+    if not isinstance(nodes, Mapping):
+        raise ProofError(f"nodes must be a mapping, not {type(nodes).__name__}")
+    get = nodes.get
+    proof = [get(slot) if isinstance(slot, tuple) else _fold(nodes, slot) for slot in slots]
+    # One C-speed check for the common case; the slow path names the bad node.
+    if proof and (
+        set(map(type, proof)) != {bytes} or set(map(len, cast(list[bytes], proof))) != {HASH_SIZE}
+    ):
+        for slot, value in zip(slots, proof, strict=True):
+            if isinstance(slot, tuple):
+                if value is None:
+                    raise _missing(slot)
+                _hash(value, f"tree node (level {slot[0]}, index {slot[1]})")
+    return cast(list[bytes], proof)
 
 
 def root_nodes(size: int) -> list[NodeId]:
@@ -289,19 +359,19 @@ def root_from_frontier(frontier: Sequence[bytes], size: int) -> bytes:
 def inclusion_nodes(index: int, size: int) -> list[NodeId]:
     """The perfect nodes an inclusion proof of leaf ``index`` in a tree of ``size`` needs."""
     index, size = _check_inclusion_args(index, size)
-    return _nodes_for(_inclusion_ranges(index, size))
+    return _flatten(_inclusion_slots(index, size))
 
 
 def inclusion_proof_from(nodes: Mapping[NodeId, bytes], index: int, size: int) -> list[bytes]:
     """Assemble the inclusion proof from the nodes :func:`inclusion_nodes` named."""
     index, size = _check_inclusion_args(index, size)
-    return [_fold(nodes, _range_nodes(a, b)) for a, b in _inclusion_ranges(index, size)]
+    return _assemble(nodes, _inclusion_slots(index, size))
 
 
 def consistency_nodes(old_size: int, new_size: int) -> list[NodeId]:
     """The perfect nodes a consistency proof from ``old_size`` to ``new_size`` needs."""
     old_size, new_size = _check_consistency_args(old_size, new_size)
-    return _nodes_for(_consistency_ranges(old_size, new_size))
+    return _flatten([_slot(a, b) for a, b in _consistency_ranges(old_size, new_size)])
 
 
 def consistency_proof_from(
@@ -309,7 +379,7 @@ def consistency_proof_from(
 ) -> list[bytes]:
     """Assemble the consistency proof from the nodes :func:`consistency_nodes` named."""
     old_size, new_size = _check_consistency_args(old_size, new_size)
-    return [_fold(nodes, _range_nodes(a, b)) for a, b in _consistency_ranges(old_size, new_size)]
+    return _assemble(nodes, [_slot(a, b) for a, b in _consistency_ranges(old_size, new_size)])
 
 
 def append_nodes(
