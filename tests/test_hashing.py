@@ -112,6 +112,27 @@ def test_large_buffers_hash_the_same_as_small_ones_would() -> None:
     assert digest(data) == "blake3:" + blake3.blake3(data).hexdigest()
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("datatrail", "9043bc09b458e6c64fa0a7902027045d1a89549dd68908491cf7d4578ae3b146"),
+        ({"a": [1, 2.5, None]}, "21e8d3480d53590659e3103ff9343e7e45e6ff90867b40b57feb0ed7379c41c6"),
+        (
+            np.arange(4, dtype="<i8"),
+            "fc2d26af6729d6481a35ea560ba93c9a148efe52ef0ebba5dbb428952ff3a0cf",
+        ),
+        (
+            pa.table({"i": [1, None], "s": ["x", "yz"]}),
+            "cedfa277c90b5cb8ae1da1d137e503a448220cdd895d9fe25856cbb06da36667",
+        ),
+    ],
+    ids=["text", "json", "numpy", "table"],
+)
+def test_digests_are_stable_across_versions(value: object, expected: str) -> None:
+    # Artifact ids are stored in the log: an encoding change must be deliberate.
+    assert digest(value) == "blake3:" + expected
+
+
 # -- JSON ---------------------------------------------------------------------------------
 
 

@@ -20,6 +20,12 @@ Domain separation, decided once:
   pandas, polars and Arrow tables share one ``table`` domain on purpose, so the
   same logical table hashes the same in each library.
 
+numpy arrays are hashed as their dtype (little-endian), shape and C-order bytes,
+exactly: unlike tables they have no null semantics, so NaN payloads count.
+JSON-able values are hashed as ``datatrail.model.canonical_bytes``; a value
+with no faithful JSON form (an arbitrary object, NaN or infinity, which JSON
+would write as null) gets no hash.
+
 Buffers of 1 MiB or more are hashed with ``max_threads=AUTO`` (all cores);
 smaller ones single-threaded, where starting threads would cost more than it
 saves.
@@ -117,8 +123,8 @@ Hasher = Callable[[Any], ContentHash | None]
 """A hasher: takes a value of its registered type, returns its ContentHash.
 
 It may return ``None`` to say the value is of its type but cannot be hashed
-canonically (a dict holding an arbitrary object, an object-dtype column);
-:func:`hash_value` then returns ``None`` too.
+canonically (a dict holding an arbitrary object or a NaN, an object-dtype
+column); :func:`hash_value` then returns ``None`` too.
 """
 
 

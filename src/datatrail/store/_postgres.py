@@ -85,14 +85,57 @@ def _lock_key(schema: str) -> int:
 
 
 class _Copy(NamedTuple):
+    """Rows that can never conflict, written with binary COPY."""
+
     statement: str
     types: tuple[str, ...]
 
 
-# The engine's two bulk inserts of log rows, by their exact SQL: written with binary COPY.
-# Any other statement (or a changed one) takes the executemany path, so this is only ever
-# a faster way to do the same thing.
-_COPIES = {
+class _SetInsert(NamedTuple):
+    """A row-by-row upsert rewritten as one INSERT ... SELECT over arrays, one per column.
+
+    The rows are applied in their order (``WITH ORDINALITY`` ... ``ORDER BY``),
+    so first-wins inserts keep the same winner. ``ON CONFLICT DO UPDATE``
+    cannot touch one row twice in a statement, so an update statement
+    (``unique``) takes this path only when the batch's keys are distinct.
+    """
+
+    statement: str
+    key: tuple[int, ...]
+    unique: bool
+
+
+def _set_insert(
+    head: str, types: Sequence[str], tail: str, *, key: tuple[int, ...], select: str = "", join: str = ""
+) -> _SetInsert:
+    names = [f"c{i}" for i in range(len(types))]
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    columns = select or ", ".join(f"u.{n}" for n in names)
+    statement = (
+        f"{head} SELECT {columns} FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, ord)"
+        f"{join} ORDER BY u.ord {tail}"
+    )
+    return _SetInsert(statement, key, unique="DO UPDATE" in tail)
+
+
+_RUN_START_SET = (
+    "ON CONFLICT (run_id) DO UPDATE SET job_namespace = excluded.job_namespace, "
+    "job_name = excluded.job_name, parent_run_id = excluded.parent_run_id, "
+    "started_at = excluded.started_at, params = excluded.params, code_id = excluded.code_id, "
+    "env_id = excluded.env_id, actor = excluded.actor, level = excluded.level, "
+    "start_idx = excluded.start_idx"
+)
+_RUN_END_SET = (
+    "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at, "
+    "error = excluded.error, end_idx = excluded.end_idx"
+)
+_JOB_OF_RUN = " JOIN runs r ON r.run_id = u.c3 AND r.job_name IS NOT NULL"
+
+# Bulk writes keyed by the exact portable SQL the engine and the projections issue. A
+# statement that is not here (or that changed) goes through executemany unchanged, so
+# these are only ever faster ways to do the same thing; a test pins that every current
+# statement has one.
+_BULK: dict[str, _Copy | _SetInsert] = {
     "INSERT INTO events (idx, id, kind, ts, body, leaf) VALUES (?, ?, ?, ?, ?, ?)": _Copy(
         "COPY events (idx, id, kind, ts, body, leaf) FROM STDIN (FORMAT BINARY)",
         ("int8", "text", "text", "text", "bytea", "bytea"),
@@ -100,6 +143,97 @@ _COPIES = {
     "INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)": _Copy(
         "COPY tree_nodes (level, idx, hash) FROM STDIN (FORMAT BINARY)",
         ("int4", "int8", "bytea"),
+    ),
+    # run_io and edges are keyed by the new entries' own indexes: they cannot conflict.
+    "INSERT INTO run_io (idx, run_id, role, artifact_id, dataset_namespace, dataset_name, label, ts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)": _Copy(
+        "COPY run_io (idx, run_id, role, artifact_id, dataset_namespace, dataset_name, label, ts) "
+        "FROM STDIN (FORMAT BINARY)",
+        ("int8", "text", "text", "text", "text", "text", "text", "text"),
+    ),
+    "INSERT INTO edges (idx, src, dst, ts) VALUES (?, ?, ?, ?)": _Copy(
+        "COPY edges (idx, src, dst, ts) FROM STDIN (FORMAT BINARY)",
+        ("int8", "text", "text", "text"),
+    ),
+    "INSERT INTO jobs (namespace, name, first_idx, first_ts) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (namespace, name) DO NOTHING": _set_insert(
+        "INSERT INTO jobs (namespace, name, first_idx, first_ts)",
+        ("text", "text", "int8", "text"),
+        "ON CONFLICT (namespace, name) DO NOTHING",
+        key=(0, 1),
+    ),
+    "INSERT INTO datasets (namespace, name, first_idx, first_ts) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (namespace, name) DO NOTHING": _set_insert(
+        "INSERT INTO datasets (namespace, name, first_idx, first_ts)",
+        ("text", "text", "int8", "text"),
+        "ON CONFLICT (namespace, name) DO NOTHING",
+        key=(0, 1),
+    ),
+    "INSERT INTO artifacts (artifact_id, kind, size, rows, schema, media_type, stats, first_idx, first_ts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (artifact_id) DO NOTHING": _set_insert(
+        "INSERT INTO artifacts (artifact_id, kind, size, rows, schema, media_type, stats, first_idx, first_ts)",
+        ("text", "text", "int8", "int8", "text", "text", "text", "int8", "text"),
+        "ON CONFLICT (artifact_id) DO NOTHING",
+        key=(0,),
+    ),
+    "INSERT INTO code_versions (code_id, body, first_idx) VALUES (?, ?, ?) "
+    "ON CONFLICT (code_id) DO NOTHING": _set_insert(
+        "INSERT INTO code_versions (code_id, body, first_idx)",
+        ("text", "text", "int8"),
+        "ON CONFLICT (code_id) DO NOTHING",
+        key=(0,),
+    ),
+    "INSERT INTO environments (env_id, body, first_idx) VALUES (?, ?, ?) "
+    "ON CONFLICT (env_id) DO NOTHING": _set_insert(
+        "INSERT INTO environments (env_id, body, first_idx)",
+        ("text", "text", "int8"),
+        "ON CONFLICT (env_id) DO NOTHING",
+        key=(0,),
+    ),
+    "INSERT INTO runs (run_id, job_namespace, job_name, parent_run_id, status, started_at, params, "
+    "code_id, env_id, actor, level, start_idx) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?) "
+    + _RUN_START_SET: _set_insert(
+        "INSERT INTO runs (run_id, job_namespace, job_name, parent_run_id, status, started_at, "
+        "params, code_id, env_id, actor, level, start_idx)",
+        ("text",) * 10 + ("int8",),
+        _RUN_START_SET,
+        key=(0,),
+        select="u.c0, u.c1, u.c2, u.c3, 'running', u.c4, u.c5, u.c6, u.c7, u.c8, u.c9, u.c10",
+    ),
+    "INSERT INTO runs (run_id, status, ended_at, error, end_idx) VALUES (?, ?, ?, ?, ?) "
+    + _RUN_END_SET: _set_insert(
+        "INSERT INTO runs (run_id, status, ended_at, error, end_idx)",
+        ("text", "text", "text", "text", "int8"),
+        _RUN_END_SET,
+        key=(0,),
+    ),
+    # Rows with the same dataset and run name the same edge; the first of them wins either way.
+    "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) "
+    "SELECT ?, 'j:' || job_namespace || ':' || job_name, ?, ? FROM runs "
+    "WHERE run_id = ? AND job_name IS NOT NULL ON CONFLICT (src, dst) DO NOTHING": _set_insert(
+        "INSERT INTO dataset_edges (src, dst, first_idx, first_ts)",
+        ("text", "int8", "text", "text"),
+        "ON CONFLICT (src, dst) DO NOTHING",
+        key=(0, 3),
+        select="u.c0, 'j:' || r.job_namespace || ':' || r.job_name, u.c1, u.c2",
+        join=_JOB_OF_RUN,
+    ),
+    "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) "
+    "SELECT 'j:' || job_namespace || ':' || job_name, ?, ?, ? FROM runs "
+    "WHERE run_id = ? AND job_name IS NOT NULL ON CONFLICT (src, dst) DO NOTHING": _set_insert(
+        "INSERT INTO dataset_edges (src, dst, first_idx, first_ts)",
+        ("text", "int8", "text", "text"),
+        "ON CONFLICT (src, dst) DO NOTHING",
+        key=(0, 3),
+        select="'j:' || r.job_namespace || ':' || r.job_name, u.c0, u.c1, u.c2",
+        join=_JOB_OF_RUN,
+    ),
+    "INSERT INTO erasures (target_idx, receipt_idx, reason, ts) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (target_idx) DO NOTHING": _set_insert(
+        "INSERT INTO erasures (target_idx, receipt_idx, reason, ts)",
+        ("int8", "int8", "text", "text"),
+        "ON CONFLICT (target_idx) DO NOTHING",
+        key=(0,),
     ),
 }
 
@@ -353,15 +487,20 @@ class PostgresStore(LogEngine):
         return cur.fetchall() if cur.description is not None else []
 
     def _executemany(self, tx: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        copy = _COPIES.get(sql)
+        plan = _BULK.get(sql)
         with tx.cursor() as cur:
-            if copy is None:
-                cur.executemany(_pg_sql(sql), rows)
+            if isinstance(plan, _Copy):
+                with cur.copy(plan.statement) as pipe:
+                    pipe.set_types(plan.types)
+                    for row in rows:
+                        pipe.write_row(row)
                 return
-            with cur.copy(copy.statement) as pipe:
-                pipe.set_types(copy.types)
-                for row in rows:
-                    pipe.write_row(row)
+            if isinstance(plan, _SetInsert):
+                batch = _distinct(rows, plan.key, keep_all=plan.unique)
+                if batch is not None:
+                    cur.execute(plan.statement, [list(column) for column in zip(*batch, strict=True)])
+                    return
+            cur.executemany(_pg_sql(sql), rows)
 
     # -- reads --------------------------------------------------------------------
 
@@ -437,6 +576,27 @@ class PostgresStore(LogEngine):
 
     def append(self, events: Sequence[Event]) -> AppendResult:
         return self._append(events)
+
+
+def _distinct(
+    rows: Sequence[Sequence[Any]], key: tuple[int, ...], *, keep_all: bool
+) -> Sequence[Sequence[Any]] | None:
+    """The rows to send in one set statement, or ``None`` if they must go one by one.
+
+    First-wins inserts drop later rows with a key already seen (they would be
+    no-ops); update statements need distinct keys, else row by row.
+    """
+    seen: set[tuple[Any, ...]] = set()
+    kept = []
+    for row in rows:
+        k = tuple(row[i] for i in key)
+        if k in seen:
+            if keep_all:
+                return None
+            continue
+        seen.add(k)
+        kept.append(row)
+    return kept if kept else None
 
 
 def _first_line(exc: BaseException) -> str:
