@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", dest="json_path", help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
     names = args.names or _modules()
-    console = Console()
+    console = Console(width=220)
     rows: list[tuple[str, Result]] = []
     started = time.perf_counter()
     for name in names:

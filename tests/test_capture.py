@@ -119,7 +119,9 @@ def test_threads_keep_separate_runs_unless_context_is_bound(trail):
         worker = threading.Thread(target=datatrail.bind_context(lambda: seen.append(add(7))))
         worker.start()
         worker.join()
-        plain = threading.Thread(target=lambda: results.setdefault("plain", str(datatrail.current_run())))
+        plain = threading.Thread(
+            target=lambda: results.setdefault("plain", str(datatrail.current_run()))
+        )
         plain.start()
         plain.join()
     t = trail()
@@ -189,9 +191,12 @@ def test_secrets_are_redacted_by_name_and_type(trail):
         "token": datatrail.REDACTED,
         "retries": 3,
     }
-    assert params["job"] == {"db_password": datatrail.REDACTED, "nested": {"secret": datatrail.REDACTED, "ok": 1}}
+    assert params["job"] == {
+        "db_password": datatrail.REDACTED,
+        "nested": {"secret": datatrail.REDACTED, "ok": 1},
+    }
     raw = Path(trail.home / "trail.db").read_bytes()
-    for secret in (b"hunter2", b"k-123", b"tok-456", b"p4ss", b"s3\""):
+    for secret in (b"hunter2", b"k-123", b"tok-456", b"p4ss", b's3"'):
         assert secret not in raw
 
 
@@ -230,7 +235,9 @@ def _hash_token(obj: Token) -> ContentHash:
     Token.calls += 1
     import blake3
 
-    return ContentHash(digest="blake3:" + blake3.blake3(obj.value.encode()).hexdigest(), kind="token")
+    return ContentHash(
+        digest="blake3:" + blake3.blake3(obj.value.encode()).hexdigest(), kind="token"
+    )
 
 
 register_hasher(Token, _hash_token)
@@ -291,7 +298,9 @@ def test_a_failing_hasher_never_breaks_the_users_function(trail, caplog):
     with caplog.at_level(logging.ERROR, logger="datatrail"):
         value = produce()
     assert isinstance(value, Fragile)
-    assert any("hasher bug" in (r.exc_text or "") or "failed" in r.getMessage() for r in caplog.records)
+    assert any(
+        "hasher bug" in (r.exc_text or "") or "failed" in r.getMessage() for r in caplog.records
+    )
     (run,) = trail().runs()
     assert run.status == "completed"
 
@@ -308,8 +317,12 @@ def test_file_inputs_and_outputs_name_their_datasets(trail, tmp_path):
     copy(src, dst)
     t = trail()
     run = t.run(t.runs()[0].run_id)
-    assert [(i.label, i.dataset) for i in run.inputs] == [("source", f"dataset:file:{src.resolve()}")]
-    assert [(o.label, o.dataset) for o in run.outputs] == [("target", f"dataset:file:{dst.resolve()}")]
+    assert [(i.label, i.dataset) for i in run.inputs] == [
+        ("source", f"dataset:file:{src.resolve()}")
+    ]
+    assert [(o.label, o.dataset) for o in run.outputs] == [
+        ("target", f"dataset:file:{dst.resolve()}")
+    ]
     assert run.params == {"target": str(dst)}
     # identical bytes: the file's artifact is its content
     assert run.inputs[0].artifact_id == run.outputs[0].artifact_id
@@ -322,9 +335,8 @@ def test_misuse_raises(trail, tmp_path):
         datatrail.run("")
     with pytest.raises(UsageError, match="level"):
         datatrail.run("x", level="verbose")
-    with datatrail.run("x") as r:
-        with pytest.raises(HashingError, match="no such file"):
-            r.input(tmp_path / "absent.csv")
+    with datatrail.run("x") as r, pytest.raises(HashingError, match="no such file"):
+        r.input(tmp_path / "absent.csv")
     with pytest.raises(UsageError, match="has finished"):
         r.output(b"late")
 

@@ -44,14 +44,19 @@ def test_init_makes_store_keys_and_policy(tmp_path):
 
 def test_demo_reaches_from_the_report_back_to_every_raw_file(demo):
     names = {n["attrs"].get("dataset") for n in demo["lineage"]["nodes"] if n["kind"] == "artifact"}
-    raw = {f"dataset:file:{Path(demo['directory']) / 'raw' / f}" for f in ("orders.csv", "customers.csv", "products.csv")}
+    raw = {
+        f"dataset:file:{Path(demo['directory']) / 'raw' / f}"
+        for f in ("orders.csv", "customers.csv", "products.csv")
+    }
     assert raw <= names
     jobs = {n["label"].rsplit(".", 1)[-1] for n in demo["lineage"]["nodes"] if n["kind"] == "run"}
     assert {"clean", "enrich", "aggregate", "build_report", "save", "load"} <= jobs
     assert demo["explanation"]["artifact"]["artifact_id"] == demo["report_artifact"]
     assert demo["runs"] == 11
     # the nested step: enrich calls join twice, recorded as its child runs
-    code, out, _ = invoke("runs", "--trail", demo["trail"], "--job", "datatrail.demo._pipeline.enrich", "--json")
+    code, out, _ = invoke(
+        "runs", "--trail", demo["trail"], "--job", "datatrail.demo._pipeline.enrich", "--json"
+    )
     (enrich,) = json.loads(out)
     code, out, _ = invoke("runs", "--trail", demo["trail"], "--parent", enrich["run_id"], "--json")
     assert [r["job_name"] for r in json.loads(out)] == ["datatrail.demo._pipeline.join"] * 2
@@ -65,8 +70,13 @@ def test_runs_lists_newest_first_with_filters(demo):
     assert [r["started_at"] for r in runs] == sorted((r["started_at"] for r in runs), reverse=True)
     code, out, _ = invoke("runs", "--trail", demo["trail"], "--roots", "--json")
     (root,) = json.loads(out)
-    assert root["job_name"] == "nightly-orders" and root["params"] == {"day": "2026-11-20", "min_quantity": 1}
-    code, out, _ = invoke("runs", "--trail", demo["trail"], "--job", "datatrail.demo._pipeline.join", "--json")
+    assert root["job_name"] == "nightly-orders" and root["params"] == {
+        "day": "2026-11-20",
+        "min_quantity": 1,
+    }
+    code, out, _ = invoke(
+        "runs", "--trail", demo["trail"], "--job", "datatrail.demo._pipeline.join", "--json"
+    )
     assert len(json.loads(out)) == 2
 
 
@@ -79,7 +89,9 @@ def test_show_run_artifact_and_dataset(demo):
     assert shown["kind"] == "run" and len(shown["run"]["children"]) == 8
     code, out, _ = invoke("show", demo["report_artifact"], "--trail", demo["trail"], "--json")
     assert json.loads(out)["artifact"]["media_type"] == "text/csv"
-    code, out, _ = invoke("show", f"dataset:file:{demo['report']}", "--trail", demo["trail"], "--json")
+    code, out, _ = invoke(
+        "show", f"dataset:file:{demo['report']}", "--trail", demo["trail"], "--json"
+    )
     assert json.loads(out)["dataset"]["versions"][0]["artifact_id"] == demo["report_artifact"]
     code, out, _ = invoke("show", run_id, "--trail", demo["trail"])
     assert code == 0 and "nightly-orders" in out
@@ -92,7 +104,15 @@ def test_lineage_both_directions_and_rich_output(demo):
     graph = json.loads(out)
     assert graph["direction"] == "downstream"
     assert f"dataset:file:{demo['report']}" in {n["id"] for n in graph["nodes"]}
-    code, out, _ = invoke("lineage", f"dataset:file:{demo['report']}", "--depth", "1", "--trail", demo["trail"], "--json")
+    code, out, _ = invoke(
+        "lineage",
+        f"dataset:file:{demo['report']}",
+        "--depth",
+        "1",
+        "--trail",
+        demo["trail"],
+        "--json",
+    )
     assert max(n["depth"] for n in json.loads(out)["nodes"]) == 1
     code, out, _ = invoke("lineage", raw, "--downstream", "--trail", demo["trail"])
     assert code == 0 and "report.csv" in out

@@ -650,6 +650,12 @@ def test_pandas_object_column_of_arbitrary_objects_returns_none() -> None:
     assert hash_value(pd.DataFrame({"o": [Opaque(), Opaque()]})) is None
 
 
+def test_polars_object_column_returns_none() -> None:
+    frame = pl.DataFrame({"o": [Opaque()]}, schema={"o": pl.Object})
+    assert hash_value(frame) is None
+    assert hash_value(frame["o"]) is None
+
+
 # -- tables: sensitivity ------------------------------------------------------------------
 
 

@@ -151,7 +151,9 @@ def test_explain_tells_the_whole_story_with_params_and_code(trail):
     grand = [s.run.job_name.rsplit(".", 1)[-1] for i in step.inputs for s in i.produced_by]
     assert sorted(grand) == ["left", "right"]
     sources = [i2 for i in step.inputs for s in i.produced_by for i2 in s.inputs]
-    assert [x.seen_above for x in sources].count(True) == 1  # the diamond's second path is not re-told
+    assert [x.seen_above for x in sources].count(
+        True
+    ) == 1  # the diamond's second path is not re-told
 
 
 def test_unknown_and_malformed_nodes_raise_clear_errors(trail):

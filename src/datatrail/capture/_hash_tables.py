@@ -412,6 +412,10 @@ def hash_polars(obj: Any) -> ContentHash | None:
     """Hash a polars DataFrame or Series through its Arrow buffers (kind ``polars``)."""
     import polars as pl
 
+    dtypes = [obj.dtype] if isinstance(obj, pl.Series) else obj.dtypes
+    if any(dtype == pl.Object for dtype in dtypes):
+        # polars exports Object columns as raw pointers: no content to hash.
+        return None
     try:
         if isinstance(obj, pl.Series):
             return _table("polars", len(obj), [_arrow_column(obj.name, obj.to_arrow())])

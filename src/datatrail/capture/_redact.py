@@ -8,6 +8,7 @@ value never reaches the queue's events, the log or any output.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -42,6 +43,7 @@ class Secret:
     __str__ = __repr__
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """Whether a parameter name looks like it holds a secret."""
     return bool(_SECRET_NAME.search(name))
@@ -51,7 +53,12 @@ def _is_secret_value(value: Any) -> bool:
     return type(value).__name__ in _SECRET_TYPES
 
 
+_PLAIN = frozenset({int, float, str, bool, type(None)})
+
+
 def _redact_value(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if _is_secret_value(value):
         return REDACTED
     if isinstance(value, dict):

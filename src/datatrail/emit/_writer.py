@@ -184,7 +184,7 @@ class Writer:
             self._spill(events)
             return
         try:
-            result = self._ensure_store().append(events)
+            result = self._ensure_store().append(events, dedupe=False)
             self._durable += result.appended
             self._backoff = 0.5
         except Exception as exc:

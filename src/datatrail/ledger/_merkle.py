@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from itertools import repeat
 from typing import Any, cast
 
@@ -51,8 +52,11 @@ HASH_SIZE = 32
 NodeId = tuple[int, int]
 """A perfect subtree: ``(level, index)``."""
 
-Slot = NodeId | list[NodeId]
-"""One proof hash: a perfect node, or the perfect parts of a subtree cut by the right edge."""
+Layout = tuple[list[NodeId], list[tuple[int, int]]]
+"""The nodes a proof needs in proof order, and the runs ``(at, count)`` that fold into one hash.
+
+A run is a subtree cut short by the tree's right edge: not perfect, so not
+stored, but the fold of the perfect subtrees it is made of."""
 
 _sha256 = hashlib.sha256
 _EMPTY_ROOT = _sha256(b"").digest()
@@ -238,92 +242,94 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes
 # -- node-based, for the store ---------------------------------------------------
 
 
-def _slot(start: int, end: int) -> Slot:
-    width = end - start
-    if width & (width - 1):
-        return _range_nodes(start, end)
-    level = width.bit_length() - 1
-    return (level, start >> level)
+def _inclusion_layout(index: int, size: int) -> Layout:
+    """The nodes of an inclusion proof in closed form, bottom up, without walking the tree.
 
-
-def _inclusion_slots(index: int, size: int) -> list[Slot]:
-    """The proof's slots, bottom up, in closed form (no walk down from the root).
-
-    Below level ``inner`` (where ``index`` and ``size - 1`` part ways) the
-    path climbs a perfect tree: the sibling at ``level`` is node
-    ``(index >> level) ^ 1``, cut short at most once by the right edge. Above
-    it each set bit of ``index`` adds a perfect left sibling.
+    ``inner`` counts the levels below the one where ``index`` and ``size - 1``
+    part ways. Below it the path climbs a perfect tree (sibling at ``level``
+    is node ``(index >> level) ^ 1``); at level ``inner - 1`` the sibling is on
+    the right and is the one place the tree's right edge can cut a subtree
+    short; above it each set bit of ``index`` adds a perfect left sibling.
     """
     inner = (index ^ (size - 1)).bit_length()
-    slots: list[Slot] = [
-        (level, sib) if (sib + 1) << level <= size else _range_nodes(sib << level, size)
-        for level in range(inner)
-        for sib in ((index >> level) ^ 1,)
-    ]
-    rest, level = index >> inner, inner
-    while rest:
-        if rest & 1:
-            slots.append((level, rest ^ 1))
-        rest >>= 1
-        level += 1
-    return slots
-
-
-def _flatten(slots: list[Slot]) -> list[NodeId]:
-    out: list[NodeId] = []
-    for slot in slots:
-        if isinstance(slot, tuple):
-            out.append(slot)
+    flat = [(level, (index >> level) ^ 1) for level in range(inner - 1)]
+    folds: list[tuple[int, int]] = []
+    if inner:
+        top = inner - 1
+        sibling = (index >> top) ^ 1
+        if size & ((1 << top) - 1):
+            parts = _range_nodes(sibling << top, size)
+            folds.append((len(flat), len(parts)))
+            flat += parts
         else:
-            out.extend(slot)
-    return out
+            flat.append((top, sibling))
+    flat += [
+        (level, (index >> level) ^ 1)
+        for level in range(inner, index.bit_length())
+        if index >> level & 1
+    ]
+    return flat, folds
 
 
-def _missing(node: NodeId) -> ProofError:
-    return ProofError(
-        f"tree node (level {node[0]}, index {node[1]}) is missing; "
-        "fetch every node the matching *_nodes() function names"
-    )
+def _consistency_layout(old_size: int, new_size: int) -> Layout:
+    flat: list[NodeId] = []
+    folds: list[tuple[int, int]] = []
+    for start, end in _consistency_ranges(old_size, new_size):
+        width = end - start
+        if width & (width - 1):
+            parts = _range_nodes(start, end)
+            folds.append((len(flat), len(parts)))
+            flat += parts
+        else:
+            level = width.bit_length() - 1
+            flat.append((level, start >> level))
+    return flat, folds
 
 
-def _check_fetched(parts: Sequence[Slot], values: list[bytes | None]) -> list[bytes]:
-    """Check fetched node hashes at C speed; only the slow path builds messages."""
-    if values and (
-        set(map(type, values)) != {bytes} or set(map(len, cast(list[bytes], values))) != {HASH_SIZE}
-    ):
-        for node, value in zip(parts, values, strict=True):
-            if isinstance(node, list):
-                continue  # a folded subtree: a fresh digest of checked parts
+def _all_hashes(values: list[Any]) -> bool:
+    """Whether every value is 32 ``bytes``, checked at C speed (no per-item Python code)."""
+    return set(map(type, values)) == {bytes} and set(map(len, values)) == {HASH_SIZE}
+
+
+def _fetch(nodes: Mapping[NodeId, bytes], wanted: list[NodeId]) -> list[bytes]:
+    """Look the nodes up at C speed; only a failing check builds an error message."""
+    if not isinstance(nodes, Mapping):
+        raise ProofError(f"nodes must be a mapping, not {type(nodes).__name__}")
+    values = list(map(nodes.get, wanted))
+    if values and not _all_hashes(values):
+        for (level, index), value in zip(wanted, values, strict=True):
             if value is None:
-                raise _missing(node)
-            _hash(value, f"tree node (level {node[0]}, index {node[1]})")
+                raise ProofError(
+                    f"tree node (level {level}, index {index}) is missing; "
+                    "fetch every node the matching *_nodes() function names"
+                )
+            _hash(value, f"tree node (level {level}, index {index})")
     return cast(list[bytes], values)
 
 
-def _fold(nodes: Mapping[NodeId, bytes], parts: list[NodeId]) -> bytes:
+def _fold(parts: list[bytes]) -> bytes:
     """Hash perfect parts (left to right) into their RFC subtree: a right fold."""
-    values = _check_fetched(parts, [nodes.get(part) for part in parts])
-    acc = values[-1]
-    for value in reversed(values[:-1]):
-        acc = _sha256(b"\x01" + value + acc).digest()
+    if len(parts) == 1:
+        return parts[0]
+    return _fold_joined(b"".join(parts))
+
+
+@lru_cache(maxsize=512)
+def _fold_joined(joined: bytes) -> bytes:
+    # Memoised on the parts' bytes, so always exact: nearly every proof of a
+    # given tree size folds the same few right-edge subtrees.
+    acc = joined[-HASH_SIZE:]
+    for end in range(len(joined) - HASH_SIZE, 0, -HASH_SIZE):
+        acc = _sha256(b"\x01" + joined[end - HASH_SIZE : end] + acc).digest()
     return acc
 
 
-def _assemble(nodes: Mapping[NodeId, bytes], slots: list[Slot]) -> list[bytes]:
-    if not isinstance(nodes, Mapping):
-        raise ProofError(f"nodes must be a mapping, not {type(nodes).__name__}")
-    get = nodes.get
-    proof = [get(slot) if isinstance(slot, tuple) else _fold(nodes, slot) for slot in slots]
-    # One C-speed check for the common case; the slow path names the bad node.
-    if proof and (
-        set(map(type, proof)) != {bytes} or set(map(len, cast(list[bytes], proof))) != {HASH_SIZE}
-    ):
-        for slot, value in zip(slots, proof, strict=True):
-            if isinstance(slot, tuple):
-                if value is None:
-                    raise _missing(slot)
-                _hash(value, f"tree node (level {slot[0]}, index {slot[1]})")
-    return cast(list[bytes], proof)
+def _assemble(nodes: Mapping[NodeId, bytes], layout: Layout) -> list[bytes]:
+    wanted, folds = layout
+    values = _fetch(nodes, wanted)
+    for at, count in reversed(folds):
+        values[at : at + count] = [_fold(values[at : at + count])]
+    return values
 
 
 def root_nodes(size: int) -> list[NodeId]:
@@ -342,7 +348,7 @@ def frontier_nodes(size: int) -> list[NodeId]:
 def root_from(nodes: Mapping[NodeId, bytes], size: int) -> bytes:
     """The root of the tree of ``size`` leaves from the nodes :func:`root_nodes` named."""
     parts = root_nodes(size)
-    return _fold(nodes, parts) if parts else _EMPTY_ROOT
+    return _fold(_fetch(nodes, parts)) if parts else _EMPTY_ROOT
 
 
 def root_from_frontier(frontier: Sequence[bytes], size: int) -> bytes:
@@ -353,25 +359,46 @@ def root_from_frontier(frontier: Sequence[bytes], size: int) -> bytes:
         raise ProofError(
             f"a tree of {size} leaves has {len(parts)} frontier hashes, got {len(hashes)}"
         )
-    return _fold(dict(zip(parts, hashes, strict=True)), parts) if parts else _EMPTY_ROOT
+    return _fold(hashes) if hashes else _EMPTY_ROOT
 
 
 def inclusion_nodes(index: int, size: int) -> list[NodeId]:
     """The perfect nodes an inclusion proof of leaf ``index`` in a tree of ``size`` needs."""
     index, size = _check_inclusion_args(index, size)
-    return _flatten(_inclusion_slots(index, size))
+    return _inclusion_layout(index, size)[0]
 
 
 def inclusion_proof_from(nodes: Mapping[NodeId, bytes], index: int, size: int) -> list[bytes]:
     """Assemble the inclusion proof from the nodes :func:`inclusion_nodes` named."""
     index, size = _check_inclusion_args(index, size)
-    return _assemble(nodes, _inclusion_slots(index, size))
+    get = nodes.get if isinstance(nodes, Mapping) else None
+    if get is not None:
+        # Fast path: the layout of _inclusion_layout, fused with the lookups.
+        inner = (index ^ (size - 1)).bit_length()
+        proof = [get((level, (index >> level) ^ 1)) for level in range(inner - 1)]
+        if inner:
+            top = inner - 1
+            sibling = (index >> top) ^ 1
+            if size & ((1 << top) - 1):
+                parts = [get(node) for node in _range_nodes(sibling << top, size)]
+                proof.append(_fold(parts) if _all_hashes(parts) else None)
+            else:
+                proof.append(get((top, sibling)))
+        proof += [
+            get((level, (index >> level) ^ 1))
+            for level in range(inner, index.bit_length())
+            if index >> level & 1
+        ]
+        if not proof or _all_hashes(proof):
+            return cast(list[bytes], proof)
+    # The slow path says exactly which node is missing or malformed.
+    return _assemble(nodes, _inclusion_layout(index, size))
 
 
 def consistency_nodes(old_size: int, new_size: int) -> list[NodeId]:
     """The perfect nodes a consistency proof from ``old_size`` to ``new_size`` needs."""
     old_size, new_size = _check_consistency_args(old_size, new_size)
-    return _flatten([_slot(a, b) for a, b in _consistency_ranges(old_size, new_size)])
+    return _consistency_layout(old_size, new_size)[0]
 
 
 def consistency_proof_from(
@@ -379,7 +406,7 @@ def consistency_proof_from(
 ) -> list[bytes]:
     """Assemble the consistency proof from the nodes :func:`consistency_nodes` named."""
     old_size, new_size = _check_consistency_args(old_size, new_size)
-    return _assemble(nodes, [_slot(a, b) for a, b in _consistency_ranges(old_size, new_size)])
+    return _assemble(nodes, _consistency_layout(old_size, new_size))
 
 
 def append_nodes(

@@ -14,10 +14,18 @@ _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def format_ts(ns: int) -> str:
     """Format Unix nanoseconds as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+    global _second
     secs, rem = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
+    cached = _second  # one strftime per second; the pair is swapped whole, so threads agree
+    if cached[0] != secs:
+        cached = (secs, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)))
+        _second = cached
+    return f"{cached[1]}.{rem // 1000:06d}Z"
 
 
 def now_ts() -> str:

@@ -61,8 +61,12 @@ class Store(Protocol):
 
     url: str
 
-    def append(self, events: Sequence[Event]) -> AppendResult:
-        """Append events in order, atomically; events whose id is already stored are skipped."""
+    def append(self, events: Sequence[Event], *, dedupe: bool = True) -> AppendResult:
+        """Append events in order, atomically; events whose id is already stored are skipped.
+
+        ``dedupe=False`` skips that check for events whose ids were just minted in
+        this process (a fresh UUIDv7 cannot be stored already); replays keep it on.
+        """
         ...
 
     def size(self) -> int:

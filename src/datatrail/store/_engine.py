@@ -71,11 +71,11 @@ class LogEngine:
 
     # -- append -----------------------------------------------------------------
 
-    def _append(self, events: Sequence[Event]) -> AppendResult:
+    def _append(self, events: Sequence[Event], *, dedupe: bool = True) -> AppendResult:
         encoded = [(ev, encode_event(ev)) for ev in events]
         with self._begin() as tx:
             size = self._size_tx(tx)
-            if encoded:
+            if encoded and dedupe:
                 encoded, duplicates = self._drop_stored(tx, encoded)
             else:
                 duplicates = 0

@@ -106,7 +106,13 @@ class _SetInsert(NamedTuple):
 
 
 def _set_insert(
-    head: str, types: Sequence[str], tail: str, *, key: tuple[int, ...], select: str = "", join: str = ""
+    head: str,
+    types: Sequence[str],
+    tail: str,
+    *,
+    key: tuple[int, ...],
+    select: str = "",
+    join: str = "",
 ) -> _SetInsert:
     names = [f"c{i}" for i in range(len(types))]
     arrays = ", ".join(f"%s::{t}[]" for t in types)
@@ -379,7 +385,9 @@ class PostgresStore(LogEngine):
                 # The engine caches the frontier before COMMIT; a batch that did not land
                 # must not leave it behind, or a later append of the same size would use it.
                 self._frontier_cache = None
-                tx.__exit__(type(exc), exc, exc.__traceback__)  # rollback; never raises for a lost connection
+                tx.__exit__(
+                    type(exc), exc, exc.__traceback__
+                )  # rollback; never raises for a lost connection
                 if isinstance(exc, self._pg.Error):
                     raise self._failure(exc, "write a batch") from exc
                 raise
@@ -498,7 +506,9 @@ class PostgresStore(LogEngine):
             if isinstance(plan, _SetInsert):
                 batch = _distinct(rows, plan.key, keep_all=plan.unique)
                 if batch is not None:
-                    cur.execute(plan.statement, [list(column) for column in zip(*batch, strict=True)])
+                    cur.execute(
+                        plan.statement, [list(column) for column in zip(*batch, strict=True)]
+                    )
                     return
             cur.executemany(_pg_sql(sql), rows)
 

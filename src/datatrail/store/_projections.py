@@ -50,6 +50,18 @@ _SQL_RUN_START = (
     "env_id = excluded.env_id, actor = excluded.actor, level = excluded.level, "
     "start_idx = excluded.start_idx"
 )
+# A run that started and ended within one batch is written once, whole.
+_SQL_RUN_WHOLE = (
+    "INSERT INTO runs (run_id, job_namespace, job_name, parent_run_id, status, started_at, params, "
+    "code_id, env_id, actor, level, start_idx, ended_at, error, end_idx) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET job_namespace = excluded.job_namespace, "
+    "job_name = excluded.job_name, parent_run_id = excluded.parent_run_id, "
+    "started_at = excluded.started_at, params = excluded.params, code_id = excluded.code_id, "
+    "env_id = excluded.env_id, actor = excluded.actor, level = excluded.level, "
+    "start_idx = excluded.start_idx, status = excluded.status, ended_at = excluded.ended_at, "
+    "error = excluded.error, end_idx = excluded.end_idx"
+)
 _SQL_RUN_END = (
     "INSERT INTO runs (run_id, status, ended_at, error, end_idx) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at, "
@@ -99,8 +111,11 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
     artifacts: list[tuple[object, ...]] = []
     codes: list[tuple[object, ...]] = []
     envs: list[tuple[object, ...]] = []
-    starts: list[tuple[object, ...]] = []
-    ends: list[tuple[object, ...]] = []
+    # Starts write only start columns and ends only end columns, each last-one-wins, so
+    # per run only the last start and the last end of a batch matter, in either order:
+    # a run with both in the batch is written once, whole.
+    starts: dict[str, tuple[object, ...]] = {}
+    ends: dict[str, tuple[object, ...]] = {}
     ios: list[tuple[object, ...]] = []
     edges: list[tuple[object, ...]] = []
     ds_in: list[tuple[object, ...]] = []
@@ -138,35 +153,38 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
                 job_edges.append((idx, ev.ts, ev.run_id, art.id, idx))
         elif isinstance(ev, RunStarted):
             jobs.append((ev.job.namespace, ev.job.name, idx, ev.ts))
-            starts.append(
-                (
-                    ev.run_id,
-                    ev.job.namespace,
-                    ev.job.name,
-                    ev.parent_run_id,
-                    ev.ts,
-                    _json(ev.params),
-                    ev.code_id,
-                    ev.env_id,
-                    _json(ev.actor),
-                    ev.level,
-                    idx,
-                )
+            starts[ev.run_id] = (
+                ev.run_id,
+                ev.job.namespace,
+                ev.job.name,
+                ev.parent_run_id,
+                ev.ts,
+                _json(ev.params),
+                ev.code_id,
+                ev.env_id,
+                _json(ev.actor),
+                ev.level,
+                idx,
             )
         elif isinstance(ev, RunFinished):
-            ends.append((ev.run_id, ev.status, ev.ts, _json(ev.error), idx))
+            ends[ev.run_id] = (ev.run_id, ev.status, ev.ts, _json(ev.error), idx)
         elif isinstance(ev, CodeVersion):
             codes.append((ev.code_id, _json(ev), idx))
         elif isinstance(ev, Environment):
             envs.append((ev.env_id, _json(ev), idx))
         elif isinstance(ev, ErasureRecorded):
             erasures.append((ev.target_index, idx, ev.reason, ev.ts))
+    wholes = []
+    for run_id in [r for r in starts if r in ends]:
+        start, end = starts.pop(run_id), ends.pop(run_id)
+        wholes.append((*start[:4], end[1], *start[4:], end[2], end[3], end[4]))
     plan: Statements = [
         (_SQL_JOB, jobs),
         (_SQL_CODE, codes),
         (_SQL_ENV, envs),
-        (_SQL_RUN_START, starts),
-        (_SQL_RUN_END, ends),
+        (_SQL_RUN_WHOLE, wholes),
+        (_SQL_RUN_START, list(starts.values())),
+        (_SQL_RUN_END, list(ends.values())),
         (_SQL_DATASET, datasets),
         (_SQL_ARTIFACT, artifacts),
         (_SQL_IO, ios),

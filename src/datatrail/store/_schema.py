@@ -41,7 +41,6 @@ _V1_LOG = (
         leaf {BLOB} NOT NULL,
         erased_by BIGINT
     )""",
-    "CREATE INDEX events_kind_ts ON events (kind, ts)",
     f"""CREATE TABLE tree_nodes (
         level INTEGER NOT NULL,
         idx BIGINT NOT NULL,

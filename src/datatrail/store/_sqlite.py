@@ -221,5 +221,5 @@ class SQLiteStore(LogEngine):
         with self._lock:
             self._conn.close()
 
-    def append(self, events: Sequence[Event]) -> AppendResult:
-        return self._append(events)
+    def append(self, events: Sequence[Event], *, dedupe: bool = True) -> AppendResult:
+        return self._append(events, dedupe=dedupe)

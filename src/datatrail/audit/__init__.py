@@ -1,0 +1,23 @@
+"""Auditing a trail: verify it end to end, erase a payload with a receipt, prove a story offline.
+
+- :func:`verify` checks every entry, tree node, checkpoint and projection of a
+  store and returns a :class:`VerifyReport` whose faults point at what changed.
+- :func:`erase` removes an event's payload and appends the receipt that
+  accounts for it; the leaf hash, and so the tree, stays.
+- :func:`prove` gathers the events that tell a node's story into a
+  :class:`Bundle` with inclusion proofs against a signed checkpoint;
+  :func:`verify_bundle` checks one offline with nothing but the public key.
+- :func:`consistency` proves the log still extends a checkpoint kept earlier.
+"""
+
+from datatrail.audit._faults import FAULT_KINDS, CheckpointInfo, ErasedEntry, Fault, VerifyReport
+from datatrail.audit._verify import verify
+
+__all__ = [
+    "FAULT_KINDS",
+    "CheckpointInfo",
+    "ErasedEntry",
+    "Fault",
+    "VerifyReport",
+    "verify",
+]

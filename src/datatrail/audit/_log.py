@@ -1,0 +1,542 @@
+"""Verifying the log itself: entries, the Merkle tree, checkpoints and erasure receipts.
+
+The entries are streamed in batches; only their 32-byte leaf hashes are kept,
+and from them every perfect subtree is recomputed and compared with
+``tree_nodes``. Checkpoint roots are then read off the recomputed tree, so two
+checkpoints that disagree about a prefix of the log cannot both match it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from datatrail.audit._collect import TS_FORMAT, Faults, as_bytes, short
+from datatrail.audit._faults import CheckpointInfo, ErasedEntry
+from datatrail.errors import InvalidEvent, ProofError, SignatureError
+from datatrail.ledger import Verifier, open_checkpoint, root_nodes
+from datatrail.model import (
+    ErasureRecorded,
+    Event,
+    canonical_bytes,
+    decode_event,
+    encode_event,
+    from_json,
+)
+from datatrail.store import Store
+
+__all__ = ["LogScan", "check_checkpoints", "check_erasures", "check_tree", "scan_events"]
+
+_sha256 = hashlib.sha256
+_PLACEHOLDER = bytes(32)  # stands in for a missing or malformed leaf so positions stay right
+_BATCH = 10_000
+_CKPT_BATCH = 1_000
+
+_EVENT_COLS = "idx, id, kind, ts, body, leaf, erased_by"
+
+
+def _tag(event: Event) -> str:
+    return type(event).__struct_config__.tag  # type: ignore[return-value]
+
+
+@dataclass
+class LogScan:
+    """What the entry pass learned: leaf hashes in index order, erased entries, receipts."""
+
+    leaves: list[bytes] = field(default_factory=list)
+    levels: list[list[bytes]] = field(default_factory=list)
+    erased: dict[int, tuple[Any, bytes, Any]] = field(default_factory=dict)
+    """index -> (id column, leaf, erased_by column) of entries whose body is NULL."""
+    receipts: dict[int, ErasureRecorded] = field(default_factory=dict)
+    """index -> erasure receipt event."""
+
+    @property
+    def size(self) -> int:
+        return len(self.leaves)
+
+    def root(self, size: int) -> bytes:
+        """The RFC 9162 root of the first ``size`` leaves, from the recomputed perfect nodes."""
+        parts = root_nodes(size)
+        if not parts:
+            return _sha256(b"").digest()
+        level, idx = parts[-1]
+        acc = self.levels[level][idx]
+        for level, idx in reversed(parts[:-1]):
+            acc = _sha256(b"\x01" + self.levels[level][idx] + acc).digest()
+        return acc
+
+
+def _is_canonical(body: bytes) -> bool:
+    # Decoding into builtins keeps fields a newer writer added, which the typed decode drops.
+    try:
+        return canonical_bytes(from_json(body)) == body
+    except (InvalidEvent, TypeError, ValueError):
+        return False
+
+
+def _count(store: Store, sql: str) -> int:
+    value = store.query(sql)[0][0]
+    return value if type(value) is int else 0
+
+
+def scan_events(store: Store, faults: Faults, progress: Callable[[int], None]) -> LogScan:
+    """Check every entry: index order, leaf hash, body decoding and canonical form, columns."""
+    scan = LogScan()
+    leaves = scan.leaves
+    add_leaf = leaves.append
+    nulls = _count(store, "SELECT COUNT(*) FROM events WHERE idx IS NULL")
+    if nulls:
+        faults.add("index_gap", None, "events", f"{nulls} entries have no index (NULL)")
+    rows_total = _count(store, "SELECT COUNT(*) FROM events")
+    ckpt_max = _count(store, "SELECT MAX(size) FROM checkpoints")
+    # Filling a gap with placeholders is only sensible up to where the log can reach.
+    reach = max(rows_total, ckpt_max)
+    expected = 0
+    cursor: int | float | None = None
+    done = 0
+    while True:
+        if cursor is None:
+            rows = store.query(
+                f"SELECT {_EVENT_COLS} FROM events WHERE idx IS NOT NULL ORDER BY idx LIMIT ?",
+                (_BATCH,),
+            )
+        else:
+            rows = store.query(
+                f"SELECT {_EVENT_COLS} FROM events WHERE idx > ? ORDER BY idx LIMIT ?",
+                (cursor, _BATCH),
+            )
+        if not rows:
+            break
+        for idx, eid, kind, ts, body, leaf, erased_by in rows:
+            if type(idx) is not int:
+                faults.add(
+                    "index_gap", None, "events", f"an entry's index {short(idx)} is not an integer"
+                )
+                if isinstance(idx, float):
+                    cursor = idx
+                    continue
+                return _finish(scan, faults, progress, rows_total)  # text and blobs sort last
+            cursor = idx
+            if idx != expected:
+                if idx < expected:
+                    faults.add(
+                        "index_gap", None, "events", f"entry {idx} has a negative or repeated index"
+                    )
+                    continue
+                if idx >= reach:
+                    faults.add(
+                        "unexpected_row",
+                        expected,
+                        "events",
+                        f"entry {idx} lies beyond the end of the log, which stops at {expected}",
+                    )
+                    continue
+                missing = (
+                    f"entry {expected} is"
+                    if idx == expected + 1
+                    else f"entries {expected}..{idx - 1} are"
+                )
+                faults.blame_entry("index_gap", expected, f"{missing} missing from the log")
+                leaves.extend([_PLACEHOLDER] * (idx - expected))
+                expected = idx
+            raw_leaf = as_bytes(leaf)
+            if raw_leaf is None or len(raw_leaf) != 32:
+                faults.blame_entry(
+                    "leaf_mismatch", idx, f"entry {idx}'s leaf is not a 32-byte hash"
+                )
+                raw_leaf = _PLACEHOLDER
+            if body is not None:
+                _check_body(scan, faults, idx, eid, kind, ts, as_bytes(body), raw_leaf)
+                if erased_by is not None:
+                    faults.blame_entry(
+                        "erasure_receipt_mismatch",
+                        idx,
+                        f"entry {idx} holds its body but says it was erased by entry {short(erased_by)}",
+                    )
+            else:
+                scan.erased[idx] = (eid, raw_leaf, erased_by)
+            add_leaf(raw_leaf)
+            expected += 1
+        done += len(rows)
+        progress(done)
+    return _finish(scan, faults, progress, rows_total)
+
+
+def _finish(scan: LogScan, faults: Faults, progress: Callable[[int], None], total: int) -> LogScan:
+    progress(total)
+    return scan
+
+
+def _check_body(
+    scan: LogScan,
+    faults: Faults,
+    idx: int,
+    eid: Any,
+    kind: Any,
+    ts: Any,
+    body: bytes | None,
+    leaf: bytes,
+) -> None:
+    if body is None:
+        faults.blame_entry("body_invalid", idx, f"entry {idx}'s body is not bytes")
+        return
+    if _sha256(b"\x00" + body).digest() != leaf:
+        faults.blame_entry(
+            "leaf_mismatch",
+            idx,
+            f"entry {idx}'s body does not hash to its leaf {leaf.hex()[:16]}…: "
+            "the body or the leaf was changed",
+        )
+    try:
+        event = decode_event(body)
+    except InvalidEvent as exc:
+        faults.blame_entry("body_invalid", idx, f"entry {idx}: {exc}")
+        return
+    tag = _tag(event)
+    if event.id != eid or tag != kind or event.ts != ts:
+        faults.blame_entry(
+            "event_columns_mismatch",
+            idx,
+            f"entry {idx}'s columns (id {short(eid, 40)}, kind {short(kind, 20)}, ts {short(ts, 32)}) "
+            f"differ from its body (id {event.id}, kind {tag}, ts {event.ts})",
+        )
+    if encode_event(event) != body and not _is_canonical(body):
+        faults.blame_entry("body_not_canonical", idx, f"entry {idx}'s body is not canonical JSON")
+    if isinstance(event, ErasureRecorded):
+        scan.receipts[idx] = event
+
+
+# -- the tree ---------------------------------------------------------------------
+
+
+def _build_levels(leaves: list[bytes]) -> list[list[bytes]]:
+    levels = [leaves]
+    current = leaves
+    while len(current) > 1:
+        current = [
+            _sha256(b"\x01" + a + b).digest()
+            for a, b in zip(current[0::2], current[1::2], strict=False)
+        ]
+        levels.append(current)
+    return levels
+
+
+def check_tree(store: Store, scan: LogScan, faults: Faults) -> int:
+    """Recompute every perfect subtree from the leaves and compare it with ``tree_nodes``.
+
+    A node is blamed only when its own children agree, so one changed leaf
+    gives one fault, not one per level. Returns how many stored nodes were read.
+    """
+    scan.levels = _build_levels(scan.leaves)
+    top = len(scan.levels)  # levels 1..top-1 hold nodes
+    read = 0
+    bad_below: set[int] = set()  # node indexes that mismatched on the level below
+    for level in range(1, top):
+        nodes = scan.levels[level]
+        bad_here: set[int] = set()
+        expected = 0
+        cursor = -(1 << 63)
+        reading = True
+        while reading:
+            rows = store.query(
+                "SELECT idx, hash FROM tree_nodes WHERE level = ? AND idx > ? ORDER BY idx LIMIT ?",
+                (level, cursor, _BATCH),
+            )
+            reading = bool(rows)
+            read += len(rows)
+            for idx, stored in rows:
+                if type(idx) is not int or not 0 <= idx < len(nodes):
+                    faults.add(
+                        "unexpected_row",
+                        None,
+                        "tree_nodes",
+                        f"tree node (level {level}, index {short(idx)}) is outside a tree of "
+                        f"{scan.size} leaves",
+                    )
+                    if type(idx) is not int:
+                        reading = False  # text and blobs sort last: nothing usable follows
+                        break
+                    cursor = idx
+                    continue
+                cursor = idx
+                while expected < idx:
+                    bad_here.add(expected)
+                    _node_fault(
+                        faults, "tree_node_missing", level, expected, bad_below, "is missing"
+                    )
+                    expected += 1
+                expected = idx + 1
+                if as_bytes(stored) != nodes[idx]:
+                    bad_here.add(idx)
+                    _node_fault(
+                        faults,
+                        "tree_node_mismatch",
+                        level,
+                        idx,
+                        bad_below,
+                        "differs from the hash of its children",
+                    )
+        while expected < len(nodes):
+            bad_here.add(expected)
+            _node_fault(faults, "tree_node_missing", level, expected, bad_below, "is missing")
+            expected += 1
+        bad_below = bad_here
+    strays = store.query(
+        "SELECT level, idx FROM tree_nodes WHERE level IS NULL OR idx IS NULL OR level < 1 OR level >= ? "
+        "ORDER BY level, idx LIMIT 100",
+        (max(top, 1),),
+    )
+    for level, idx in strays:
+        faults.add(
+            "unexpected_row",
+            None,
+            "tree_nodes",
+            f"tree node (level {short(level)}, index {short(idx)}) cannot exist in a tree of "
+            f"{scan.size} leaves",
+        )
+    return read
+
+
+def _node_fault(
+    faults: Faults, kind: str, level: int, idx: int, bad_below: set[int], what: str
+) -> None:
+    if level > 1 and (2 * idx in bad_below or 2 * idx + 1 in bad_below):
+        return  # a consequence of the fault already reported below it
+    start, end = idx << level, (idx + 1) << level
+    blamed = faults.first_bad_in(start, end)
+    faults.add(
+        kind,
+        start if blamed is None else blamed,
+        "tree_nodes",
+        f"tree node (level {level}, index {idx}) over entries {start}..{end - 1} {what}: "
+        + (
+            f"entry {blamed} is already at fault"
+            if blamed is not None
+            else "one of those entries was changed, moved or removed, or the node was"
+        ),
+    )
+
+
+# -- checkpoints ---------------------------------------------------------------------
+
+
+@dataclass
+class _Signed:
+    size: int
+    root: bytes
+    ts: str
+    note: str
+
+
+def check_checkpoints(
+    store: Store,
+    scan: LogScan,
+    faults: Faults,
+    *,
+    verifier: Verifier,
+    origin: str,
+    created_at: str | None,
+) -> tuple[int, CheckpointInfo | None]:
+    """Check every checkpoint's signature, row, origin and root; and that the newest covers the log.
+
+    Returns how many checkpoints were read and the newest validly signed one.
+    """
+    size = scan.size
+    nulls = _count(store, "SELECT COUNT(*) FROM checkpoints WHERE size IS NULL")
+    if nulls:
+        faults.add("unexpected_row", None, "checkpoints", f"{nulls} checkpoints have no size")
+    signed: list[_Signed] = []
+    read = 0
+    cursor: Any = None
+    last_ts = created_at
+    while True:
+        if cursor is None:
+            rows = store.query(
+                "SELECT size, root, note, ts FROM checkpoints WHERE size IS NOT NULL "
+                "ORDER BY size LIMIT ?",
+                (_CKPT_BATCH,),
+            )
+        else:
+            rows = store.query(
+                "SELECT size, root, note, ts FROM checkpoints WHERE size > ? ORDER BY size LIMIT ?",
+                (cursor, _CKPT_BATCH),
+            )
+        if not rows:
+            break
+        read += len(rows)
+        for row_size, row_root, note, ts in rows:
+            cursor = row_size
+            where = f"checkpoint at size {short(row_size)}"
+            try:
+                cp = open_checkpoint(note, verifier)
+            except SignatureError as exc:
+                faults.add("checkpoint_signature", None, "checkpoints", f"{where}: {exc}")
+                continue
+            except ProofError as exc:
+                faults.add("checkpoint_malformed", None, "checkpoints", f"{where}: {exc}")
+                continue
+            if cp.size != row_size or cp.root != as_bytes(row_root):
+                faults.add(
+                    "checkpoint_row_mismatch",
+                    None,
+                    "checkpoints",
+                    f"{where}: the row says size {short(row_size)} root "
+                    f"{short(as_bytes(row_root).hex() if as_bytes(row_root) else row_root, 24)}, "
+                    f"its signed note says size {cp.size} root {cp.root.hex()[:16]}…",
+                )
+            if cp.origin != origin:
+                faults.add(
+                    "checkpoint_origin",
+                    None,
+                    "checkpoints",
+                    f"{where} is signed for log {cp.origin!r}, but this store is {origin!r}",
+                )
+                continue
+            if not isinstance(ts, str) or not TS_FORMAT.fullmatch(ts):
+                faults.add(
+                    "checkpoint_order",
+                    None,
+                    "checkpoints",
+                    f"{where} has a malformed time {short(ts)}",
+                )
+            elif last_ts is not None and ts < last_ts:
+                faults.add(
+                    "checkpoint_order",
+                    None,
+                    "checkpoints",
+                    f"{where} was recorded at {ts}, before the one before it ({last_ts}) "
+                    "or before the store was created",
+                )
+            else:
+                last_ts = ts
+            signed.append(_Signed(cp.size, cp.root, ts if isinstance(ts, str) else "", note))
+        if type(cursor) is not int:
+            break
+    _check_roots(scan, faults, signed)
+    latest = max(signed, key=lambda s: s.size, default=None)
+    if latest is None:
+        if size:
+            faults.add(
+                "checkpoint_missing_for_tail",
+                0,
+                "checkpoints",
+                f"no valid checkpoint covers the log's {size} entries",
+            )
+        return read, None
+    if latest.size < size:
+        faults.add(
+            "checkpoint_missing_for_tail",
+            latest.size,
+            "checkpoints",
+            f"entries {latest.size}..{size - 1} are not covered by any valid checkpoint "
+            f"(the newest is at size {latest.size})",
+        )
+    elif latest.size > size:
+        faults.add(
+            "log_truncated",
+            size,
+            "events",
+            f"a signed checkpoint covers {latest.size} entries but the log holds {size}: "
+            f"entries {size}..{latest.size - 1} were removed",
+        )
+    info = CheckpointInfo(
+        size=latest.size, root=latest.root.hex(), origin=origin, ts=latest.ts, note=latest.note
+    )
+    return read, info
+
+
+def _check_roots(scan: LogScan, faults: Faults, signed: list[_Signed]) -> None:
+    size = scan.size
+    in_range = sorted((s for s in signed if s.size <= size), key=lambda s: s.size)
+    matches = [scan.root(s.size) == s.root for s in in_range]
+    good_later = [False] * len(in_range)
+    seen_good = False
+    for i in range(len(in_range) - 1, -1, -1):
+        good_later[i] = seen_good
+        seen_good = seen_good or matches[i]
+    last_good = 0
+    for i, cp in enumerate(in_range):
+        if matches[i]:
+            last_good = cp.size
+            continue
+        blamed = faults.first_bad_in(last_good, cp.size)
+        span = f"entries {last_good}..{cp.size - 1}"
+        if good_later[i]:
+            faults.add(
+                "checkpoint_inconsistent",
+                None,
+                "checkpoints",
+                f"the signed checkpoint at size {cp.size} (root {cp.root.hex()[:16]}…) contradicts "
+                "a later signed checkpoint that matches the log: a forked checkpoint, or "
+                f"{span} were rewritten and re-signed",
+            )
+        else:
+            faults.add(
+                "checkpoint_root_mismatch",
+                last_good if blamed is None else blamed,
+                "checkpoints",
+                f"the log no longer hashes to the root signed at size {cp.size}: "
+                + (
+                    f"entry {blamed} is at fault"
+                    if blamed is not None
+                    else f"one of {span} changed"
+                ),
+            )
+
+
+# -- erasure ---------------------------------------------------------------------------
+
+
+def check_erasures(scan: LogScan, faults: Faults) -> list[ErasedEntry]:
+    """Pair every erased entry with its receipt, and every receipt with its erased entry."""
+    out: list[ErasedEntry] = []
+    for idx, (eid, leaf, erased_by) in sorted(scan.erased.items()):
+        receipt = scan.receipts.get(erased_by) if type(erased_by) is int else None
+        if receipt is None:
+            faults.blame_entry(
+                "erasure_receipt_missing",
+                idx,
+                f"entry {idx}'s body is gone and "
+                + (
+                    "no receipt is named"
+                    if erased_by is None
+                    else f"entry {short(erased_by)} is not an erasure receipt"
+                ),
+            )
+            continue
+        if (
+            receipt.target_index != idx
+            or receipt.target_id != eid
+            or receipt.leaf_hash != leaf.hex()
+            or erased_by <= idx
+        ):
+            faults.blame_entry(
+                "erasure_receipt_mismatch",
+                idx,
+                f"entry {idx} (id {short(eid, 40)}) names receipt {erased_by}, which erased entry "
+                f"{receipt.target_index} (id {receipt.target_id}, leaf {receipt.leaf_hash[:16]}…)",
+            )
+            continue
+        out.append(
+            ErasedEntry(
+                index=idx, id=eid, erased_by=erased_by, reason=receipt.reason, ts=receipt.ts
+            )
+        )
+    for ridx, receipt in sorted(scan.receipts.items()):
+        target = receipt.target_index
+        entry = scan.erased.get(target)
+        if entry is None or entry[2] != ridx:
+            faults.add(
+                "erasure_not_applied",
+                target if 0 <= target < scan.size else ridx,
+                "events",
+                f"receipt {ridx} erased entry {target}, but "
+                + (
+                    "that entry still holds a body"
+                    if entry is None
+                    else f"the entry names receipt {short(entry[2])}"
+                ),
+            )
+    return out

@@ -1,0 +1,263 @@
+"""Behaviour only the PostgreSQL store has: many writers, lost servers, bulk writes.
+
+The shared contract lives in ``test_store_contract.py``; these tests need the
+server (they skip without it, and fail under ``CI=true``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import _pg
+from datatrail.errors import ConfigError, StoreError
+from datatrail.ledger import (
+    Signer,
+    open_checkpoint,
+    root_hash,
+    signer_key_text,
+    verify_consistency,
+)
+from datatrail.model import RunStarted, uuid7
+from datatrail.store._postgres import _BULK, PostgresStore, _pg_sql
+from test_store_contract import chunks, erasure_of, finished, projections, workload
+
+
+@pytest.fixture
+def pg_url() -> str:
+    return _pg.require_postgres()
+
+
+@pytest.fixture
+def schema(pg_url: str) -> Iterator[str]:
+    with _pg.fresh_schema("pg") as name:
+        yield name
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer.generate("test")
+
+
+@pytest.fixture
+def store(pg_url: str, schema: str, signer: Signer) -> Iterator[PostgresStore]:
+    opened = PostgresStore(pg_url, create=True, signer=signer, schema=schema)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+# -- many writers, one log -----------------------------------------------------------------
+
+
+def test_concurrent_writers_in_several_processes_build_one_gap_free_log(
+    store: PostgresStore, pg_url: str, schema: str, signer: Signer
+) -> None:
+    workers, batches = 4, 30
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(workers)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_pg.append_worker,
+            args=(pg_url, schema, signer_key_text(signer), w, batches, barrier, results),
+        )
+        for w in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    reports = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert [r[2] for r in reports] == [None] * workers
+
+    ranges = sorted(
+        (first, appended, ids) for _, done, _ in reports for first, appended, ids in done
+    )
+    total = sum(appended for _, appended, _ in ranges)
+    # Each batch landed whole, right after the one before it: no gap, no overlap.
+    expected_first = 0
+    for first, appended, ids in ranges:
+        assert first == expected_first
+        assert appended == len(ids)
+        expected_first += appended
+    assert store.size() == total == expected_first
+    stored = list(store.events())
+    assert [e.index for e in stored] == list(range(total))
+    assert [e.id for e in stored] == [i for _, _, ids in ranges for i in ids]
+    # One consistent tree: every checkpoint opens, matches the recomputed prefix root,
+    # and each one extends the one before.
+    leaves = store.leaves()
+    assert store.root() == root_hash(leaves)
+    checkpoints = store.checkpoints()
+    assert [c.size for c in checkpoints] == [f + a for f, a, _ in ranges]
+    previous = None
+    for c in checkpoints:
+        opened = open_checkpoint(c.note, signer.verifier)
+        assert opened.size == c.size
+        assert opened.root == c.root == root_hash(leaves[: c.size])
+        if previous is not None:
+            proof = store.consistency_proof(previous.size, c.size)
+            assert verify_consistency(previous.size, c.size, previous.root, c.root, proof)
+        previous = c
+    assert projections(store) == store.derive_projections()
+
+
+def test_two_store_objects_on_one_schema_share_the_tree(
+    store: PostgresStore, pg_url: str, schema: str
+) -> None:
+    other = PostgresStore(pg_url, schema=schema)
+    try:
+        for n, batch in enumerate(chunks([finished() for _ in range(20)], [3, 1, 2])):
+            (store if n % 2 else other).append(batch)
+        # Each object's cached frontier was stale half the time; the tree must not be.
+        assert store.root() == other.root() == root_hash(store.leaves())
+        assert store.size() == 20
+    finally:
+        other.close()
+
+
+# -- an unreachable or vanishing server -----------------------------------------------------------
+
+
+def test_an_unreachable_server_raises_store_error_naming_it_without_the_password() -> None:
+    port = _pg.closed_port()
+
+    with pytest.raises(
+        StoreError, match=rf"cannot reach PostgreSQL at postgresql://127\.0\.0\.1:{port}/test"
+    ) as raised:
+        PostgresStore(f"postgresql://postgres:s3cret@127.0.0.1:{port}/test", create=True)
+
+    assert "s3cret" not in str(raised.value)
+    assert "DATATRAIL_URL" in str(raised.value)
+
+
+def test_reads_and_appends_raise_store_error_while_the_server_is_gone_and_recover_after(
+    pg_url: str, schema: str
+) -> None:
+    proxy = _pg.TcpProxy("127.0.0.1", 5432)
+    proxy.start()
+    store = PostgresStore(proxy.url(pg_url), create=True, schema=schema)
+    try:
+        store.append([finished() for _ in range(3)])
+        proxy.cut()
+
+        with pytest.raises(StoreError, match="cannot reach PostgreSQL"):
+            store.size()
+        pending = [finished() for _ in range(4)]
+        with pytest.raises(StoreError, match="cannot reach PostgreSQL"):
+            store.append(pending)
+
+        proxy.start()
+        result = store.append(pending)
+        assert (result.first_index, result.appended) == (3, 4)
+        assert store.root() == root_hash(store.leaves())
+    finally:
+        proxy.cut()
+        store.close()
+
+
+def test_a_connection_lost_mid_batch_leaves_nothing_and_the_batch_can_be_replayed(
+    pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = _pg.TcpProxy("127.0.0.1", 5432)
+    proxy.start()
+    store = PostgresStore(proxy.url(pg_url), create=True, schema=schema)
+    try:
+        store.append(workload(3))
+        before = (store.size(), store.root(), projections(store))
+        real = store._executemany
+
+        def cut_then_write(tx: Any, sql: str, rows: Any) -> None:
+            proxy.cut()
+            real(tx, sql, rows)
+
+        monkeypatch.setattr(store, "_executemany", cut_then_write)
+        batch = workload(2)
+        with pytest.raises(StoreError, match="lost the connection") as raised:
+            store.append(batch)
+        assert "append it again" in str(raised.value)
+        monkeypatch.undo()
+
+        proxy.start()
+        assert (store.size(), store.root(), projections(store)) == before
+        replay = store.append(batch)
+        assert (replay.appended, replay.duplicates) == (len(batch), 0)
+        assert store.root() == root_hash(store.leaves())
+        assert projections(store) == store.derive_projections()
+    finally:
+        proxy.cut()
+        store.close()
+
+
+def test_a_dropped_idle_connection_is_replaced_without_an_error(
+    store: PostgresStore, pg_url: str
+) -> None:
+    store.append([finished()])
+    pid = store.query("SELECT pg_backend_pid()")[0][0]
+    _pg.admin_execute(f"SELECT pg_terminate_backend({int(pid)})")
+
+    assert store.size() == 1
+    assert store.append([finished()]).first_index == 1
+    assert store.query("SELECT pg_backend_pid()")[0][0] != pid
+
+
+def test_a_closed_store_refuses_work(store: PostgresStore) -> None:
+    store.close()
+
+    with pytest.raises(StoreError, match="closed"):
+        store.size()
+
+
+def test_without_psycopg_the_store_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+
+    with pytest.raises(ConfigError, match=r"pip install 'datatrail\[postgres\]'"):
+        PostgresStore("postgresql://postgres@127.0.0.1:5432/test")
+
+
+# -- SQL and bulk writes -----------------------------------------------------------------------------
+
+
+def test_portable_placeholders_become_psycopg_ones_and_percent_signs_stay_literal(
+    store: PostgresStore,
+) -> None:
+    assert _pg_sql("SELECT '?', ? WHERE a LIKE '1%'") == "SELECT '?', %s WHERE a LIKE '1%%'"
+    assert store.query("SELECT '100%', '?', ?", ("x",)) == [("100%", "?", "x")]
+
+
+def test_every_statement_of_an_append_has_a_bulk_path(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: set[str] = set()
+    real = store._executemany
+
+    def record(tx: Any, sql: str, rows: Any) -> None:
+        seen.add(sql)
+        real(tx, sql, rows)
+
+    monkeypatch.setattr(store, "_executemany", record)
+    for batch in chunks(workload(12), [40]):
+        store.append(batch)
+    first_io = next(e.index for e in store.events() if e.kind == "io")
+    store.append([erasure_of(store, first_io)])
+
+    assert seen
+    assert seen - set(_BULK) == set()
+
+
+def test_bulk_writes_keep_first_wins_and_last_update_within_one_batch(store: PostgresStore) -> None:
+    events = workload(12)
+    restarted = next(e for e in events if isinstance(e, RunStarted))
+    again = RunStarted(
+        id=uuid7(), ts=restarted.ts, run_id=restarted.run_id, job=restarted.job, params={"n": 2}
+    )
+
+    store.append([*events, again])  # one batch: repeated artifacts, datasets and a restart
+
+    assert projections(store) == store.derive_projections()
