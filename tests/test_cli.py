@@ -59,6 +59,7 @@ def test_demo_reaches_from_the_report_back_to_every_raw_file(demo):
     )
     (enrich,) = json.loads(out)
     code, out, _ = invoke("runs", "--trail", demo["trail"], "--parent", enrich["run_id"], "--json")
+    assert code == 0
     assert [r["job_name"] for r in json.loads(out)] == ["datatrail.demo._pipeline.join"] * 2
 
 
