@@ -33,7 +33,7 @@ from datatrail.ledger import (
 from datatrail.model import ErasureRecorded, Event, decode_event, encode_event, now_ts
 from datatrail.store._base import AppendResult, Progress, StoredCheckpoint, StoredEvent
 from datatrail.store._projections import derive
-from datatrail.store._schema import MIGRATIONS, PROJECTION_TABLES
+from datatrail.store._schema import MIGRATIONS, PROJECTION_TABLES, sqlite_sql
 
 __all__ = ["LogEngine", "derive_in_memory"]
 
@@ -341,7 +341,7 @@ def derive_in_memory(
     scratch = sqlite3.connect(":memory:")
     try:
         for statement in MIGRATIONS[0].statements:
-            scratch.execute(statement.replace("{blob}", "BLOB"))
+            scratch.execute(sqlite_sql(statement))
         total = store.size()
         batch: list[tuple[int, Event]] = []
         for done, stored in enumerate(store.events(), start=1):

@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LOG_TABLES", "MIGRATIONS", "PROJECTION_TABLES", "SCHEMA_VERSION", "Migration"]
+__all__ = [
+    "LOG_TABLES",
+    "MIGRATIONS",
+    "PROJECTION_TABLES",
+    "SCHEMA_VERSION",
+    "Migration",
+    "sqlite_sql",
+]
 
 BLOB = "{blob}"  # BLOB in SQLite, BYTEA in PostgreSQL
 
@@ -101,6 +108,16 @@ _V1_PROJECTIONS = (
         target_idx BIGINT PRIMARY KEY, receipt_idx BIGINT NOT NULL, reason TEXT NOT NULL, ts TEXT NOT NULL
     )""",
 )
+
+
+def sqlite_sql(statement: str) -> str:
+    """A portable statement in SQLite's dialect.
+
+    Only ``INTEGER PRIMARY KEY`` makes a column SQLite's rowid; ``BIGINT PRIMARY KEY``
+    would add a second B-tree to every insert into the log and the edge tables.
+    """
+    return statement.replace("{blob}", "BLOB").replace("BIGINT PRIMARY KEY", "INTEGER PRIMARY KEY")
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(

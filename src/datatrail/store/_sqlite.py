@@ -20,7 +20,7 @@ from datatrail.ledger import Signer
 from datatrail.model import Event, uuid7
 from datatrail.store._base import AppendResult, Progress, StoredCheckpoint, StoredEvent
 from datatrail.store._engine import LogEngine
-from datatrail.store._schema import MIGRATIONS, SCHEMA_VERSION
+from datatrail.store._schema import MIGRATIONS, SCHEMA_VERSION, sqlite_sql
 
 __all__ = ["SQLiteStore"]
 
@@ -96,6 +96,9 @@ class SQLiteStore(LogEngine):
     def _set_pragmas(self) -> None:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute(
+            "PRAGMA cache_size = -65536"
+        )  # 64 MiB: index pages of a large log stay hot
 
     def _create(self) -> None:
         store_id = uuid7()
@@ -125,7 +128,7 @@ class SQLiteStore(LogEngine):
             if migration.version <= current:
                 continue
             for statement in migration.statements:
-                self._conn.execute(statement.replace("{blob}", "BLOB"))
+                self._conn.execute(sqlite_sql(statement))
             self._conn.execute(
                 "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.name, now_ts()),
