@@ -14,7 +14,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import pytest
@@ -39,14 +39,24 @@ def _unreachable_reason() -> str | None:
     return None
 
 
+def _host_port(url: str) -> str:
+    try:
+        import psycopg
+
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except Exception:
+        return url.rsplit("@", 1)[-1]
+    return f"{params.get('host', 'localhost')}:{params.get('port', 5432)}"
+
+
 def require_postgres() -> str:
     """The test server's URL; skips the test if it is unreachable (fails under ``CI=true``)."""
     reason = _unreachable_reason()
     if reason is not None:
         message = (
-            "PostgreSQL not reachable at 127.0.0.1:5432; start it with "
-            "`pg_ctlcluster --skip-systemctl-redirect <version> main start` or set "
-            f"DATATRAIL_TEST_PG_URL ({reason})"
+            f"PostgreSQL not reachable at {_host_port(PG_URL)}; start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
+            f"or set DATATRAIL_TEST_PG_URL ({reason})"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(message)
@@ -212,32 +222,29 @@ class TcpProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def cut(self) -> None:
         """Stop listening and drop every open connection."""
         if self._listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone leaves it listening.
+            with suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for s in sockets:
-            try:
+            with suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
     def url(self, base: str) -> str:
         """``base`` (a postgresql:// URL) pointed at this proxy."""
         import psycopg
 
-        params = psycopg.conninfo.conninfo_to_dict(base)
-        params.update(host="127.0.0.1", port=str(self.port))
-        return psycopg.conninfo.make_conninfo(**params)
+        return psycopg.conninfo.make_conninfo(base, host="127.0.0.1", port=str(self.port))
 
 
 def closed_port() -> int:

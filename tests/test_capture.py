@@ -357,3 +357,50 @@ def test_flush_makes_events_durable_and_reports_counts(trail):
     assert result.spilled == 0 and result.dropped == 0
     assert result.durable >= 100  # a start and an end per call
     assert len(trail().runs(limit=1000)) == 50
+
+
+def test_redaction_matches_words_not_substrings():
+    from datatrail.capture._redact import is_secret_name
+
+    for name in (
+        "password",
+        "api_key",
+        "apiKey",
+        "authToken",
+        "db_password",
+        "key",
+        "client_secret",
+    ):
+        assert is_secret_name(name), name
+    for name in ("author", "n_tokens", "tokenizer", "sort_key", "bypass", "passage", "keyboard"):
+        assert not is_secret_name(name), name
+
+
+def test_an_existing_path_the_call_rewrites_is_an_input_and_an_output(trail, tmp_path):
+    target = tmp_path / "table.csv"
+    target.write_text("v\n1\n")
+
+    @datatrail.track
+    def rewrite(path: Path) -> None:
+        path.write_text("v\n1\n2\n")
+
+    rewrite(target)
+    t = trail()
+    run = t.run(t.runs()[0].run_id)
+    assert [i.label for i in run.inputs] == ["path"]
+    assert [o.label for o in run.outputs] == ["path"]
+    assert run.inputs[0].artifact_id != run.outputs[0].artifact_id
+
+
+def test_disabled_recording_inside_a_run_block_writes_nothing(trail, tmp_path):
+    out = tmp_path / "x.bin"
+    out.write_bytes(b"x")
+    datatrail.configure(enabled=False)
+    try:
+        with datatrail.run("quiet") as r:
+            assert r.output(out) is out
+    finally:
+        datatrail.configure(enabled=True)
+    t = trail()
+    assert t.runs() == []
+    assert t.store.size() == 0

@@ -79,7 +79,7 @@ class SQLiteBackend:
             conn.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "sqlite":
         yield SQLiteBackend(tmp_path)
@@ -144,9 +144,10 @@ def finished(run_id: str | None = None) -> RunFinished:
 def workload(runs: int) -> list[Event]:
     """A pipeline's worth of events: code, environment, nested runs and their inputs and outputs.
 
-    Artifacts and datasets repeat across runs, some runs fail, some finish
-    before they start, and one run is started twice, so every projection rule
-    (first-wins inserts, commuting start/finish upserts) is exercised.
+    Artifacts and datasets repeat across runs, some runs hand a value to the
+    next, some fail, some finish before they start, and one run is started
+    twice, so every projection rule (first-wins inserts, commuting start/finish
+    upserts, job-to-job edges) is exercised.
     """
     code = CodeVersion(id=uuid7(), ts=_ts(), code_id="code:1", module="etl", qualname="clean")
     env = Environment(
@@ -173,15 +174,17 @@ def workload(runs: int) -> list[Event]:
             env_id="env:1",
             actor=Actor(user="ana", host="h1") if r % 2 else None,
         )
+        # An input with no dataset is an in-memory hand-off: the previous run's output.
         inputs = [
             IORecorded(
                 id=uuid7(),
                 ts=_ts(),
                 run_id=run_id,
                 role="input",
-                artifact=_artifact((r + k) % 5),
+                artifact=_artifact((r + k) % 5 if (r + k) % 4 else 99 + r),
                 dataset=_DATASETS[(r + k) % len(_DATASETS)] if (r + k) % 4 else None,
                 label=f"in{k}",
+                job=start.job,
             )
             for k in range(1 + r % 2)
         ]
@@ -193,6 +196,7 @@ def workload(runs: int) -> list[Event]:
             artifact=_artifact(100 + r),
             dataset=_DATASETS[r % len(_DATASETS)],
             label="return",
+            job=start.job,
         )
         failed = r % 6 == 5
         finish = RunFinished(

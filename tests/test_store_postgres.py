@@ -6,6 +6,7 @@ server (they skip without it, and fail under ``CI=true``).
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import sys
 from collections.abc import Iterator
@@ -22,9 +23,13 @@ from datatrail.ledger import (
     signer_key_text,
     verify_consistency,
 )
-from datatrail.model import RunStarted, uuid7
+from datatrail.model import ArtifactInfo, IORecorded, JobRef, RunStarted, uuid7
 from datatrail.store._postgres import _BULK, PostgresStore, _pg_sql
 from test_store_contract import chunks, erasure_of, finished, projections, workload
+
+pytestmark = pytest.mark.postgres
+
+_TS = "2024-05-01T00:00:00.000000Z"
 
 
 @pytest.fixture
@@ -79,6 +84,8 @@ def test_concurrent_writers_in_several_processes_build_one_gap_free_log(
     ranges = sorted(
         (first, appended, ids) for _, done, _ in reports for first, appended, ids in done
     )
+    writers = [w for _, w in sorted((f, w) for w, done, _ in reports for f, _, _ in done)]
+    assert sum(a != b for a, b in itertools.pairwise(writers)) >= workers  # they did overlap
     total = sum(appended for _, appended, _ in ranges)
     # Each batch landed whole, right after the one before it: no gap, no overlap.
     expected_first = 0
@@ -120,6 +127,32 @@ def test_two_store_objects_on_one_schema_share_the_tree(
         assert store.size() == 20
     finally:
         other.close()
+
+
+def test_a_batch_refused_at_commit_leaves_no_stale_frontier_behind(
+    store: PostgresStore, pg_url: str, schema: str
+) -> None:
+    store.append([finished() for _ in range(3)])
+    _pg.admin_execute(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$; "
+        "CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON checkpoints "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()",
+        schema=schema,
+    )
+    with pytest.raises(StoreError, match="refused at commit"):
+        store.append([finished() for _ in range(4)])
+    _pg.admin_execute("DROP TRIGGER refuse ON checkpoints", schema=schema)
+    # Another writer lands a batch of the same size: the log is now as long as the refused
+    # batch would have made it, but its frontier is different.
+    other = PostgresStore(pg_url, schema=schema)
+    other.append([finished() for _ in range(4)])
+    other.close()
+
+    store.append([finished()])
+
+    assert store.size() == 8
+    assert store.root() == root_hash(store.leaves())
 
 
 # -- an unreachable or vanishing server -----------------------------------------------------------
@@ -260,4 +293,46 @@ def test_bulk_writes_keep_first_wins_and_last_update_within_one_batch(store: Pos
 
     store.append([*events, again])  # one batch: repeated artifacts, datasets and a restart
 
+    assert projections(store) == store.derive_projections()
+
+
+def test_bulk_writes_link_every_producer_a_repeated_read_can_see(store: PostgresStore) -> None:
+    def run(job: str) -> tuple[str, RunStarted]:
+        run_id = uuid7()
+        return run_id, RunStarted(
+            id=uuid7(), ts=_TS, run_id=run_id, job=JobRef(namespace="t", name=job)
+        )
+
+    jobs: dict[str, JobRef] = {}
+
+    def io(run_id: str, role: str) -> IORecorded:
+        return IORecorded(
+            id=uuid7(),
+            ts=_TS,
+            run_id=run_id,
+            role=role,  # type: ignore[arg-type]
+            artifact=ArtifactInfo(id="uuid:0192a000-0000-7000-8000-000000000001", kind="frame"),
+            job=jobs[run_id],
+        )
+
+    a, start_a = run("a")
+    b, start_b = run("b")
+    c, start_c = run("c")
+    jobs.update({a: start_a.job, b: start_b.job, c: start_c.job})
+    # c reads the frame after a made it, then again after b made it too: the second read
+    # links b -> c, which the first could not see.
+    store.append(
+        [
+            start_a,
+            start_b,
+            start_c,
+            io(a, "output"),
+            io(c, "input"),
+            io(b, "output"),
+            io(c, "input"),
+        ]
+    )
+
+    edges = {(src, dst) for src, dst, *_ in store.table_rows("dataset_edges")}
+    assert edges == {("j:t:a", "j:t:c"), ("j:t:b", "j:t:c")}
     assert projections(store) == store.derive_projections()

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from datatrail.audit._notes import canonical_signatures
 from datatrail.errors import KeyFileError, LedgerError, ProofError, SignatureError
 from datatrail.ledger import Verifier, load_verifier, open_checkpoint, verify_inclusion
 
@@ -153,6 +154,12 @@ def verify_bundle(bundle: str | bytes | Path | Bundle, key: Verifier | str | Pat
         fail(None, "checkpoint", f"the checkpoint is not a tree head: {exc}")
     else:
         size, root = checkpoint.size, checkpoint.root
+        if not canonical_signatures(parsed.checkpoint):
+            fail(
+                None,
+                "checkpoint_signature",
+                "the checkpoint's signature is not in canonical base64: the note was altered",
+            )
         if (checkpoint.origin, checkpoint.size, checkpoint.root.hex()) != (
             parsed.origin,
             parsed.tree_size,

@@ -38,11 +38,15 @@ class Faults:
 
     def blame_entry(self, kind: str, index: int, detail: str) -> None:
         """A fault in one log entry: remembered so tree and checkpoint faults can point at it."""
+        self.suspect(index)
+        self.add(kind, index, "events", detail)
+
+    def suspect(self, index: int) -> None:
+        """Remember ``index`` as the entry to point at for faults found later over its range."""
         if not self.bad_entries or self.bad_entries[-1] < index:
             self.bad_entries.append(index)
         elif self.first_bad_in(index, index + 1) is None:
             insort(self.bad_entries, index)
-        self.add(kind, index, "events", detail)
 
     def first_bad_in(self, start: int, end: int) -> int | None:
         """The lowest already-blamed entry in ``[start, end)``, if any."""

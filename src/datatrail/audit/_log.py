@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from datatrail.audit._collect import TS_FORMAT, Faults, as_bytes, short
 from datatrail.audit._faults import CheckpointInfo, ErasedEntry
+from datatrail.audit._notes import canonical_signatures
 from datatrail.errors import InvalidEvent, ProofError, SignatureError
 from datatrail.ledger import Verifier, open_checkpoint, root_nodes
 from datatrail.model import (
@@ -35,6 +36,9 @@ _BATCH = 10_000
 _CKPT_BATCH = 1_000
 
 _EVENT_COLS = "idx, id, kind, ts, body, leaf, erased_by"
+
+
+_KINDS = frozenset(t.__struct_config__.tag for t in get_args(Event))
 
 
 def _tag(event: Event) -> str:
@@ -126,10 +130,9 @@ def scan_events(store: Store, faults: Faults, progress: Callable[[int], None]) -
                     )
                     continue
                 if idx >= reach:
-                    faults.add(
+                    faults.blame_entry(
                         "unexpected_row",
                         expected,
-                        "events",
                         f"entry {idx} lies beyond the end of the log, which stops at {expected}",
                     )
                     continue
@@ -157,6 +160,13 @@ def scan_events(store: Store, faults: Faults, progress: Callable[[int], None]) -
                     )
             else:
                 scan.erased[idx] = (eid, raw_leaf, erased_by)
+                if kind not in _KINDS or not isinstance(ts, str) or not TS_FORMAT.fullmatch(ts):
+                    faults.blame_entry(
+                        "event_columns_mismatch",
+                        idx,
+                        f"erased entry {idx} has kind {short(kind, 24)} and ts {short(ts, 32)}, "
+                        "which no event can have",
+                    )
             add_leaf(raw_leaf)
             expected += 1
         done += len(rows)
@@ -306,6 +316,7 @@ def _node_fault(
         return  # a consequence of the fault already reported below it
     start, end = idx << level, (idx + 1) << level
     blamed = faults.first_bad_in(start, end)
+    faults.suspect(start if blamed is None else blamed)
     faults.add(
         kind,
         start if blamed is None else blamed,
@@ -377,13 +388,22 @@ def check_checkpoints(
             except ProofError as exc:
                 faults.add("checkpoint_malformed", None, "checkpoints", f"{where}: {exc}")
                 continue
-            if cp.size != row_size or cp.root != as_bytes(row_root):
+            if not canonical_signatures(note):
+                faults.add(
+                    "checkpoint_signature",
+                    None,
+                    "checkpoints",
+                    f"{where}: a signature is not in canonical base64, so the note was altered",
+                )
+                continue
+            stored_root = as_bytes(row_root)
+            if cp.size != row_size or cp.root != stored_root:
+                shown = stored_root.hex() if stored_root is not None else row_root
                 faults.add(
                     "checkpoint_row_mismatch",
                     None,
                     "checkpoints",
-                    f"{where}: the row says size {short(row_size)} root "
-                    f"{short(as_bytes(row_root).hex() if as_bytes(row_root) else row_root, 24)}, "
+                    f"{where}: the row says size {short(row_size)} root {short(shown, 24)}, "
                     f"its signed note says size {cp.size} root {cp.root.hex()[:16]}…",
                 )
             if cp.origin != origin:
@@ -494,6 +514,18 @@ def check_erasures(scan: LogScan, faults: Faults) -> list[ErasedEntry]:
     out: list[ErasedEntry] = []
     for idx, (eid, leaf, erased_by) in sorted(scan.erased.items()):
         receipt = scan.receipts.get(erased_by) if type(erased_by) is int else None
+        if (
+            receipt is None
+            and type(erased_by) is int
+            and faults.first_bad_in(erased_by, erased_by + 1) is not None
+        ):
+            faults.add(
+                "erasure_receipt_missing",
+                erased_by,
+                "events",
+                f"entry {idx}'s body is gone and its receipt, entry {erased_by}, is itself at fault",
+            )
+            continue
         if receipt is None:
             faults.blame_entry(
                 "erasure_receipt_missing",

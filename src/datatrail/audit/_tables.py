@@ -1,7 +1,8 @@
 """Verifying everything around the log: the schema, ``meta``, ``migrations`` and projections.
 
 The reference schema is built once in a scratch SQLite database from the
-store's own migrations, so it cannot drift from what the store creates.
+store's own migrations, in the store's own SQLite dialect, so it cannot drift
+from what the store creates.
 Projections are derived again from the log by the store and compared with
 the stored tables row by row.
 """
@@ -18,7 +19,7 @@ from datatrail.audit._collect import TS_FORMAT, Faults, norm, short
 from datatrail.errors import DatatrailError
 from datatrail.model import is_uuid7
 from datatrail.store import LOG_TABLES, PROJECTION_TABLES, SQLiteStore, Store
-from datatrail.store._schema import MIGRATIONS
+from datatrail.store._schema import MIGRATIONS, sqlite_sql
 
 __all__ = ["check_meta", "check_migrations", "check_projections", "check_schema"]
 
@@ -64,7 +65,7 @@ def _reference() -> _Reference:
     try:
         for migration in MIGRATIONS:
             for statement in migration.statements:
-                conn.execute(statement.replace("{blob}", "BLOB"))
+                conn.execute(sqlite_sql(statement))
         objects = {
             (str(t), str(n)): _squash(str(s))
             for t, n, s in conn.execute("SELECT type, name, sql FROM sqlite_master")
@@ -260,7 +261,7 @@ def _diff(
             col = next(i for i, (a, b) in enumerate(zip(ref_row, row, strict=True)) if a != b)
             found.append(
                 (
-                    _row_index(names, ref_row, names[col], size),
+                    _row_index(names, ref_row, names[col], size, stored=row),
                     f"row {short(key, 80)} has {names[col]} = {short(row[col])} "
                     f"where the log gives {short(ref_row[col])}",
                 )
@@ -283,14 +284,23 @@ def _diff(
     )
 
 
-def _row_index(names: list[str], row: Sequence[Any], column: str | None, size: int) -> int | None:
-    """The log index a projection row derives from (for runs: its start or its end)."""
+def _row_index(
+    names: list[str],
+    row: Sequence[Any],
+    column: str | None,
+    size: int,
+    stored: Sequence[Any] = (),
+) -> int | None:
+    """The log index a projection row derives from (for a run's end columns: its end event)."""
     if len(row) != len(names):
         return None
     values = dict(zip(names, row, strict=True))
     order: Sequence[str] = _INDEX_COLUMNS
-    if "end_idx" in values and column in _RUN_END_COLUMNS and values["end_idx"] is not None:
-        order = ("end_idx",)
+    if "end_idx" in values and column in _RUN_END_COLUMNS:
+        if values["end_idx"] is None and len(stored) == len(names):
+            # The log lost the end event the stored row still shows: point at that entry.
+            values = dict(zip(names, stored, strict=True))
+        order = ("end_idx", *_INDEX_COLUMNS)
     for name in order:
         value = values.get(name)
         if type(value) is int and 0 <= value < size:

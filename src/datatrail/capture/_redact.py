@@ -9,18 +9,47 @@ value never reaches the queue's events, the log or any output.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["REDACTED", "Secret", "is_secret_name", "redact_params"]
+__all__ = ["REDACTED", "Secret", "is_secret_name", "is_secret_value", "redact_params"]
 
 REDACTED = "[REDACTED]"
 
-_SECRET_NAME = re.compile(
-    r"(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|access[_-]?key|"
-    r"credential|auth|(^|[_-])key$|^key$|dsn|conn(ection)?[_-]?str(ing)?|cookie|session[_-]?id)",
-    re.IGNORECASE,
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "pass",
+        "secret",
+        "secrets",
+        "token",
+        "apikey",
+        "credential",
+        "credentials",
+        "auth",
+        "cookie",
+        "dsn",
+        "privatekey",
+        "sessionid",
+    }
+)
+_SECRET_PAIRS = frozenset(
+    {
+        ("api", "key"),
+        ("private", "key"),
+        ("access", "key"),
+        ("secret", "key"),
+        ("signing", "key"),
+        ("session", "id"),
+        ("conn", "str"),
+        ("connection", "string"),
+    }
 )
 _SECRET_TYPES = {"SecretStr", "SecretBytes", "Secret"}
 
@@ -45,12 +74,27 @@ class Secret:
 
 @functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
-    """Whether a parameter name looks like it holds a secret."""
-    return bool(_SECRET_NAME.search(name))
+    """Whether a parameter name looks like it holds a secret.
+
+    The name is split into words (``snake_case``, ``kebab-case``, ``camelCase``); it is
+    secret if a word is one of password, token, secret, auth, cookie, dsn, ... or two
+    neighbours form api key, private key, access key, session id, ...; a name that is
+    just ``key`` counts too. So ``api_key`` and ``authToken`` are redacted; ``author``,
+    ``n_tokens`` and ``sort_key`` are not.
+    """
+    words = [w.lower() for w in _WORDS.findall(name)]
+    if words == ["key"] or any(w in _SECRET_WORDS for w in words):
+        return True
+    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
 
 
-def _is_secret_value(value: Any) -> bool:
-    return type(value).__name__ in _SECRET_TYPES
+def is_secret_value(value: Any) -> bool:
+    """Whether a value is of a secret-holding type (or a dict holding one)."""
+    if type(value).__name__ in _SECRET_TYPES:
+        return True
+    if isinstance(value, dict):
+        return any(is_secret_value(v) for v in value.values())
+    return False
 
 
 _PLAIN = frozenset({int, float, str, bool, type(None)})
@@ -59,7 +103,7 @@ _PLAIN = frozenset({int, float, str, bool, type(None)})
 def _redact_value(value: Any) -> Any:
     if type(value) in _PLAIN:
         return value
-    if _is_secret_value(value):
+    if is_secret_value(value):
         return REDACTED
     if isinstance(value, dict):
         return {

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, overload
 
 from datatrail.capture._codeinfo import actor, code_version_for, environment
-from datatrail.capture._redact import redact_params
+from datatrail.capture._redact import REDACTED, is_secret_value, redact_params
 from datatrail.capture._state import check_level, get_writer, settings
 from datatrail.capture._values import SCALARS, artifact_for, is_data
 from datatrail.errors import DatatrailError, UsageError
@@ -135,6 +135,7 @@ def _build_start(
                 artifact=art,
                 dataset=ds,
                 label=label,
+                job=job,
             )
         )
     return events
@@ -142,6 +143,7 @@ def _build_start(
 
 def _build_io(
     run_id: str,
+    job: JobRef,
     role: Literal["input", "output"],
     ts_ns: int,
     items: list[tuple[str | None, ArtifactInfo, DatasetRef | None]],
@@ -149,7 +151,14 @@ def _build_io(
     ts = format_ts(ts_ns)
     return [
         IORecorded(
-            id=uuid7(), ts=ts, run_id=run_id, role=role, artifact=art, dataset=ds, label=label
+            id=uuid7(),
+            ts=ts,
+            run_id=run_id,
+            role=role,
+            artifact=art,
+            dataset=ds,
+            label=label,
+            job=job,
         )
         for label, art, ds in items
     ]
@@ -193,6 +202,8 @@ _INPUT = object()  # marks an argument recorded as an input rather than a parame
 def _snapshot(value: Any) -> Any:
     import msgspec
 
+    if is_secret_value(value):
+        return _Snapshot(REDACTED)
     try:
         return _Snapshot(msgspec.to_builtins(value, str_keys=True))
     except (TypeError, ValueError, msgspec.EncodeError):
@@ -263,7 +274,10 @@ class RunHandle:
     parent_run_id: str | None
     level: str
     _finished: bool = field(default=False, repr=False)
-    _pending: list[tuple[str, Any]] = field(default_factory=list, repr=False)
+    _recording: bool = field(default=True, repr=False)
+    _pending: list[tuple[str, Any, tuple[int, int] | None]] = field(
+        default_factory=list, repr=False
+    )
 
     def input(self, value: T, *, name: str | None = None, dataset: DatasetRef | None = None) -> T:
         """Record ``value`` (a Path, a frame, bytes, ...) as an input of this run; returns it unchanged."""
@@ -290,10 +304,11 @@ class RunHandle:
             raise UsageError(
                 f"dataset must be a datatrail.DatasetRef, not {type(dataset).__name__}"
             )
-        art, ds = artifact_for(
-            value, level=self.level, dataset=dataset
-        )  # HashingError is the caller's
-        _submit(_build_io, (self.run_id, role, time.time_ns(), [(name, art, ds)]))
+        if not self._recording:
+            return
+        # A missing path raises HashingError: that is the caller's mistake, not the recorder's.
+        art, ds = artifact_for(value, level=self.level, dataset=dataset, fresh=role == "output")
+        _submit(_build_io, (self.run_id, self.job, role, time.time_ns(), [(name, art, ds)]))
 
 
 def _submit(builder: Callable[..., Iterable[Event]], args: tuple[Any, ...]) -> None:
@@ -359,6 +374,7 @@ class run:  # noqa: N801 - a context manager used like a function, as contextlib
             job=JobRef(namespace=self.namespace or st.namespace, name=self.name),
             parent_run_id=parent.run_id if parent else None,
             level=level,
+            _recording=st.enabled,
         )
         if st.enabled:
             params = {
@@ -390,7 +406,7 @@ class run:  # noqa: N801 - a context manager used like a function, as contextlib
         handle, token = self._stack.pop()
         _current.reset(token)
         handle._finished = True
-        if settings().enabled:
+        if handle._recording:
             _submit(
                 _build_end,
                 (handle.run_id, time.time_ns(), _error_info(exc) if exc is not None else None),
@@ -557,7 +573,7 @@ class _Tracked:
         kwargs: dict[str, Any],
         level: str,
         inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]],
-        pending: list[tuple[str, Any]],
+        pending: list[tuple[str, Any, tuple[int, int] | None]],
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         names = self.positional
         new_args = []
@@ -575,13 +591,18 @@ class _Tracked:
         value: Any,
         level: str,
         inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]],
-        pending: list[tuple[str, Any]],
+        pending: list[tuple[str, Any, tuple[int, int] | None]],
     ) -> Any:
         forced = label in self.inputs
-        if isinstance(value, os.PathLike) and not os.path.exists(value):
-            # A path that does not exist yet is where the call will write: an output if it appears.
-            pending.append((label, value))
-            return os.fspath(value)
+        if isinstance(value, os.PathLike):
+            # A path that does not exist yet is where the call will write: an output if it
+            # appears. One that exists is an input, and also an output if the call changes it.
+            try:
+                st = os.stat(value)
+            except OSError:
+                pending.append((label, value, None))
+                return os.fspath(value)
+            pending.append((label, value, (st.st_mtime_ns, st.st_size)))
         if forced or is_data(value):
             if label == self.binder.skip:
                 return value
@@ -597,9 +618,13 @@ class _Tracked:
             return
         try:
             items: list[tuple[str | None, ArtifactInfo, DatasetRef | None]] = []
-            for name, path in handle._pending:
-                if os.path.exists(path):
-                    art, ds = artifact_for(path, level=handle.level)
+            for name, path, before in handle._pending:
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                if before is None or before != (st.st_mtime_ns, st.st_size):
+                    art, ds = artifact_for(path, level=handle.level, fresh=True)
                     items.append((name, art, ds))
             handle._pending.clear()
             if result is None:
@@ -613,7 +638,9 @@ class _Tracked:
                 art, ds = artifact_for(result, level=handle.level, fresh=True)
                 items.append((label, art, ds))
             if items:
-                get_writer().submit((_build_io, (handle.run_id, "output", time.time_ns(), items)))
+                get_writer().submit(
+                    (_build_io, (handle.run_id, handle.job, "output", time.time_ns(), items))
+                )
         except Exception:
             log.exception(
                 "datatrail: recording the output of %s failed; the call goes on", self.name

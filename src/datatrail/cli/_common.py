@@ -114,11 +114,11 @@ def run_app(app: typer.Typer) -> None:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and friends
-        import click  # type: ignore[import-not-found,unused-ignore]
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+    except Exception as exc:
+        # Usage errors from the parser (typer ships its own copy of click): show, exit 2.
+        show = getattr(exc, "show", None)
+        if callable(show) and hasattr(exc, "exit_code"):
+            show()
             sys.exit(EXIT_BAD_INPUT)
         raise
     sys.exit(code if isinstance(code, int) else 0)

@@ -141,6 +141,8 @@ class IORecorded(_Base, frozen=True, kw_only=True, tag="io"):
     dataset: DatasetRef | None = None
     label: str | None = None
     """The argument name, ``return``, or the label given to ``r.input``/``r.output``."""
+    job: JobRef | None = None
+    """The job of the run, so lineage between jobs derives from this event alone."""
 
 
 class ErasureRecorded(_Base, frozen=True, kw_only=True, tag="erasure"):

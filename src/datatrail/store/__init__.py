@@ -7,6 +7,7 @@
 from datatrail.store._base import AppendResult, Progress, Store, StoredCheckpoint, StoredEvent
 from datatrail.store._engine import derive_in_memory
 from datatrail.store._home import HOME_DIRNAME, Home, find_home, init_home, open_store
+from datatrail.store._postgres import PostgresStore
 from datatrail.store._schema import LOG_TABLES, PROJECTION_TABLES, SCHEMA_VERSION
 from datatrail.store._sqlite import SQLiteStore
 
@@ -17,6 +18,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "AppendResult",
     "Home",
+    "PostgresStore",
     "Progress",
     "SQLiteStore",
     "Store",

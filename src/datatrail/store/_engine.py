@@ -117,7 +117,8 @@ class LogEngine:
                 for sql, params in derive(indexed):
                     self._executemany(tx, sql, params)
             note = self._checkpoint_tx(tx, new_size, root)
-            self._frontier_cache = (new_size, new_frontier)
+        # Only after the commit: a frontier from a failed transaction must never be reused.
+        self._frontier_cache = (new_size, new_frontier)
         return AppendResult(
             first_index=size,
             appended=len(encoded),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from datatrail.errors import ConfigError, KeyFileError
 from datatrail.ledger import Signer, generate_keypair, load_signer
+from datatrail.store._postgres import PostgresStore
 from datatrail.store._sqlite import SQLiteStore
 
 __all__ = ["HOME_DIRNAME", "Home", "find_home", "init_home", "open_store"]
@@ -120,15 +121,14 @@ def find_home(start: str | Path | None = None) -> Home | None:
     return None
 
 
-def open_store(url: str, *, create: bool = False, signer: Signer | None = None) -> SQLiteStore:
-    """Open the store a URL names: ``sqlite:///PATH`` (or a plain path)."""
+def open_store(
+    url: str, *, create: bool = False, signer: Signer | None = None
+) -> SQLiteStore | PostgresStore:
+    """Open the store a URL names: ``sqlite:///PATH`` (or a plain path), or ``postgresql://…``."""
     if url.startswith("sqlite:///"):
         return SQLiteStore(url[len("sqlite:///") :], create=create, signer=signer)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(
-            f"{url.split('@')[-1]}: the PostgreSQL store is not available in this build; "
-            "use sqlite:///PATH or the embedded default"
-        )
+        return PostgresStore(url, create=create, signer=signer)
     if "://" in url:
         raise ConfigError(
             f"DATATRAIL_URL {url!r}: unknown scheme; use sqlite:///PATH or postgresql://…"

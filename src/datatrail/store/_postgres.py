@@ -6,20 +6,26 @@ advisory lock derived from the schema name and only then reads the tree size
 and frontier, so any number of processes and hosts appending to one store build
 one gap-free log with one consistent tree. Reads never take that lock.
 
-The log rows (``events``, ``tree_nodes``) of a batch are written with binary
-``COPY``; projection upserts go through ``executemany``, which psycopg runs as
-one pipeline. A lost or refused connection surfaces as :class:`StoreError` (so
-the background writer spills the batch and replays it later; replays are
-idempotent because stored event ids are skipped), and the next call reconnects.
+Writes keep the portable SQL of the engine and the projections as the
+definition of what happens, and only change how it travels: rows that cannot
+conflict (log entries, tree nodes, run_io, edges) go by binary ``COPY``, and
+each projection upsert becomes one ``INSERT ... SELECT`` over arrays applied
+in row order. A statement not recognised exactly takes ``executemany``.
+
+A lost or refused connection surfaces as :class:`StoreError` (the background
+writer spills the batch and replays it later; replays are idempotent because
+stored event ids are skipped), and the next call reconnects.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from datatrail.errors import ConfigError, NotAStore, SchemaTooNew, StoreError
@@ -74,6 +80,23 @@ def _pg_sql(sql: str) -> str:
     return "".join(out)
 
 
+_IN_LIST = re.compile(r" IN \(\?(?:, \?)*\)")
+
+
+@functools.lru_cache(maxsize=256)
+def _in_list_as_any(sql: str) -> str | None:
+    """``... x IN (?, ?, ...)`` (its only placeholders) as ``... x = ANY(%b)``, else ``None``.
+
+    The engine looks ids and tree nodes up with IN lists of up to 500
+    placeholders; psycopg parses such a statement on every call, while one
+    array parameter costs next to nothing and means the same.
+    """
+    match = _IN_LIST.search(sql)
+    if match is None or sql.count("?") != match.group(0).count("?"):
+        return None
+    return _pg_sql(sql[: match.start()]) + " = ANY(%b)" + _pg_sql(sql[match.end() :])
+
+
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -115,7 +138,8 @@ def _set_insert(
     join: str = "",
 ) -> _SetInsert:
     names = [f"c{i}" for i in range(len(types))]
-    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    # %b: arrays go in binary, several times cheaper to dump than array text.
+    arrays = ", ".join(f"%b::{t}[]" for t in types)
     columns = select or ", ".join(f"u.{n}" for n in names)
     statement = (
         f"{head} SELECT {columns} FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, ord)"
@@ -135,7 +159,14 @@ _RUN_END_SET = (
     "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at, "
     "error = excluded.error, end_idx = excluded.end_idx"
 )
-_JOB_OF_RUN = " JOIN runs r ON r.run_id = u.c3 AND r.job_name IS NOT NULL"
+_RUN_WHOLE_SET = (
+    "ON CONFLICT (run_id) DO UPDATE SET job_namespace = excluded.job_namespace, "
+    "job_name = excluded.job_name, parent_run_id = excluded.parent_run_id, "
+    "started_at = excluded.started_at, params = excluded.params, code_id = excluded.code_id, "
+    "env_id = excluded.env_id, actor = excluded.actor, level = excluded.level, "
+    "start_idx = excluded.start_idx, status = excluded.status, ended_at = excluded.ended_at, "
+    "error = excluded.error, end_idx = excluded.end_idx"
+)
 
 # Bulk writes keyed by the exact portable SQL the engine and the projections issue. A
 # statement that is not here (or that changed) goes through executemany unchanged, so
@@ -151,11 +182,11 @@ _BULK: dict[str, _Copy | _SetInsert] = {
         ("int4", "int8", "bytea"),
     ),
     # run_io and edges are keyed by the new entries' own indexes: they cannot conflict.
-    "INSERT INTO run_io (idx, run_id, role, artifact_id, dataset_namespace, dataset_name, label, ts) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)": _Copy(
-        "COPY run_io (idx, run_id, role, artifact_id, dataset_namespace, dataset_name, label, ts) "
-        "FROM STDIN (FORMAT BINARY)",
-        ("int8", "text", "text", "text", "text", "text", "text", "text"),
+    "INSERT INTO run_io (idx, run_id, role, artifact_id, dataset_namespace, dataset_name, label, ts, "
+    "job_namespace, job_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)": _Copy(
+        "COPY run_io (idx, run_id, role, artifact_id, dataset_namespace, dataset_name, label, ts, "
+        "job_namespace, job_name) FROM STDIN (FORMAT BINARY)",
+        ("int8", "text", "text", "text", "text", "text", "text", "text", "text", "text"),
     ),
     "INSERT INTO edges (idx, src, dst, ts) VALUES (?, ?, ?, ?)": _Copy(
         "COPY edges (idx, src, dst, ts) FROM STDIN (FORMAT BINARY)",
@@ -213,26 +244,36 @@ _BULK: dict[str, _Copy | _SetInsert] = {
         _RUN_END_SET,
         key=(0,),
     ),
-    # Rows with the same dataset and run name the same edge; the first of them wins either way.
-    "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) "
-    "SELECT ?, 'j:' || job_namespace || ':' || job_name, ?, ? FROM runs "
-    "WHERE run_id = ? AND job_name IS NOT NULL ON CONFLICT (src, dst) DO NOTHING": _set_insert(
-        "INSERT INTO dataset_edges (src, dst, first_idx, first_ts)",
-        ("text", "int8", "text", "text"),
-        "ON CONFLICT (src, dst) DO NOTHING",
-        key=(0, 3),
-        select="u.c0, 'j:' || r.job_namespace || ':' || r.job_name, u.c1, u.c2",
-        join=_JOB_OF_RUN,
+    "INSERT INTO runs (run_id, job_namespace, job_name, parent_run_id, status, started_at, params, "
+    "code_id, env_id, actor, level, start_idx, ended_at, error, end_idx) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) " + _RUN_WHOLE_SET: _set_insert(
+        "INSERT INTO runs (run_id, job_namespace, job_name, parent_run_id, status, started_at, "
+        "params, code_id, env_id, actor, level, start_idx, ended_at, error, end_idx)",
+        ("text",) * 11 + ("int8", "text", "text", "int8"),
+        _RUN_WHOLE_SET,
+        key=(0,),
     ),
-    "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) "
-    "SELECT 'j:' || job_namespace || ':' || job_name, ?, ?, ? FROM runs "
-    "WHERE run_id = ? AND job_name IS NOT NULL ON CONFLICT (src, dst) DO NOTHING": _set_insert(
+    "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (src, dst) DO NOTHING": _set_insert(
         "INSERT INTO dataset_edges (src, dst, first_idx, first_ts)",
-        ("text", "int8", "text", "text"),
+        ("text", "text", "int8", "text"),
         "ON CONFLICT (src, dst) DO NOTHING",
-        key=(0, 3),
-        select="'j:' || r.job_namespace || ':' || r.job_name, u.c0, u.c1, u.c2",
-        join=_JOB_OF_RUN,
+        key=(0, 1),
+    ),
+    # Per row: the jobs of earlier io events that output the artifact this run reads.
+    # Rows are keyed by their own index: a later read of the same artifact can see
+    # producers an earlier one could not, so none of them may be dropped.
+    "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) "
+    "SELECT DISTINCT 'j:' || o.job_namespace || ':' || o.job_name, ?, ?, ? FROM run_io o "
+    "WHERE o.artifact_id = ? AND o.role = 'output' AND o.idx < ? AND o.job_name IS NOT NULL "
+    "ON CONFLICT (src, dst) DO NOTHING": _set_insert(
+        "INSERT INTO dataset_edges (src, dst, first_idx, first_ts)",
+        ("text", "int8", "text", "text", "int8"),
+        "ON CONFLICT (src, dst) DO NOTHING",
+        key=(4,),
+        select="'j:' || o.job_namespace || ':' || o.job_name, u.c0, u.c1, u.c2",
+        join=" JOIN run_io o ON o.artifact_id = u.c3 AND o.role = 'output' AND o.idx < u.c4"
+        " AND o.job_name IS NOT NULL",
     ),
     "INSERT INTO erasures (target_idx, receipt_idx, reason, ts) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (target_idx) DO NOTHING": _set_insert(
@@ -317,6 +358,9 @@ class PostgresStore(LogEngine):
                 f"cannot reach PostgreSQL at {self._where}: {_first_line(exc)}; check that the "
                 "server is running and the URL (DATATRAIL_URL) is right"
             ) from exc
+        # COPY looks bytea dumpers up by type: use the plain (C) one, not psycopg's
+        # DB-API wrapper-aware one, which costs a Python call per value.
+        conn.adapters.register_dumper(None, pg.types.string.BytesBinaryDumper)
         try:
             if self.schema is not None:
                 conn.execute(
@@ -340,7 +384,7 @@ class PostgresStore(LogEngine):
 
     def _failure(self, exc: BaseException, action: str) -> StoreError:
         conn = self._conn
-        if conn is None or conn.closed or isinstance(exc, self._pg.OperationalError):
+        if conn is None or conn.closed:
             return StoreError(
                 f"lost the connection to PostgreSQL at {self._where} while trying to {action}: "
                 f"{_first_line(exc)}. Nothing is lost: keep the batch (the writer spills it) and "
@@ -376,7 +420,7 @@ class PostgresStore(LogEngine):
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
-    def _transaction(self, *, locked: bool) -> Iterator[Any]:
+    def _transaction(self, *, locked: bool, action: str) -> Iterator[Any]:
         with self._lock:
             conn, tx = self._start(locked)
             try:
@@ -385,17 +429,16 @@ class PostgresStore(LogEngine):
                 # The engine caches the frontier before COMMIT; a batch that did not land
                 # must not leave it behind, or a later append of the same size would use it.
                 self._frontier_cache = None
-                tx.__exit__(
-                    type(exc), exc, exc.__traceback__
-                )  # rollback; never raises for a lost connection
+                # Roll back; psycopg only logs a rollback that fails on a lost connection.
+                tx.__exit__(type(exc), exc, exc.__traceback__)
                 if isinstance(exc, self._pg.Error):
-                    raise self._failure(exc, "write a batch") from exc
+                    raise self._failure(exc, action) from exc
                 raise
             try:
                 tx.__exit__(None, None, None)
             except self._pg.Error as exc:
                 self._frontier_cache = None
-                raise self._failure(exc, "commit a batch") from exc
+                raise self._failure(exc, f"commit ({action})") from exc
 
     # -- schema -------------------------------------------------------------------
 
@@ -409,7 +452,7 @@ class PostgresStore(LogEngine):
     def _open_schema(self, create: bool) -> None:
         pg = self._pg
         where = self._where
-        with self._transaction(locked=True) as conn:
+        with self._transaction(locked=True, action="open the store") as conn:
             if create and self.schema is not None:
                 conn.execute(
                     pg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
@@ -483,15 +526,19 @@ class PostgresStore(LogEngine):
     # -- LogEngine hooks ----------------------------------------------------------
 
     def _begin(self) -> Any:
-        return self._transaction(locked=True)
+        return self._transaction(locked=True, action="append a batch")
 
     def _read(self, fn: Callable[[Any], Any]) -> Any:
         # Proof reads touch only immutable tree nodes: no need to queue behind appends.
-        with self._transaction(locked=False) as tx:
+        with self._transaction(locked=False, action="read tree nodes") as tx:
             return fn(tx)
 
     def _execute(self, tx: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = tx.execute(_pg_sql(sql), params)
+        as_any = _in_list_as_any(sql) if params else None
+        if as_any is not None:
+            cur = tx.execute(as_any, [list(params)])
+        else:
+            cur = tx.execute(_pg_sql(sql), params)
         return cur.fetchall() if cur.description is not None else []
 
     def _executemany(self, tx: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -569,11 +616,14 @@ class PostgresStore(LogEngine):
 
     def tables(self) -> list[str]:
         """Every table of the store."""
-        with self._lock:
-            return sorted(self._table_names(self._live()))
+        rows = self.query(
+            "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = ? ORDER BY tablename",
+            (self._schema_name,),
+        )
+        return [str(r[0]) for r in rows]
 
     def rebuild(self, progress: Progress | None = None) -> int:
-        with self._begin() as tx:
+        with self._transaction(locked=True, action="rebuild the projections") as tx:
             total: int = self._rebuild_locked(tx, progress)
         return total
 
@@ -584,8 +634,8 @@ class PostgresStore(LogEngine):
                 self._conn.close()
                 self._conn = None
 
-    def append(self, events: Sequence[Event]) -> AppendResult:
-        return self._append(events)
+    def append(self, events: Sequence[Event], *, dedupe: bool = True) -> AppendResult:
+        return self._append(events, dedupe=dedupe)
 
 
 def _distinct(
@@ -596,17 +646,20 @@ def _distinct(
     First-wins inserts drop later rows with a key already seen (they would be
     no-ops); update statements need distinct keys, else row by row.
     """
-    seen: set[tuple[Any, ...]] = set()
+    if not rows:
+        return None
+    keys = list(map(itemgetter(*key), rows))
+    if len(set(keys)) == len(keys):
+        return rows
+    if keep_all:
+        return None
+    seen: set[Any] = set()
     kept = []
-    for row in rows:
-        k = tuple(row[i] for i in key)
-        if k in seen:
-            if keep_all:
-                return None
-            continue
-        seen.add(k)
-        kept.append(row)
-    return kept if kept else None
+    for k, row in zip(keys, rows, strict=True):
+        if k not in seen:
+            seen.add(k)
+            kept.append(row)
+    return kept
 
 
 def _first_line(exc: BaseException) -> str:

@@ -68,30 +68,22 @@ _SQL_RUN_END = (
     "error = excluded.error, end_idx = excluded.end_idx"
 )
 _SQL_IO = (
-    "INSERT INTO run_io (idx, run_id, role, artifact_id, dataset_namespace, dataset_name, label, ts) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO run_io (idx, run_id, role, artifact_id, dataset_namespace, dataset_name, label, ts, "
+    "job_namespace, job_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SQL_EDGE = "INSERT INTO edges (idx, src, dst, ts) VALUES (?, ?, ?, ?)"
-# The job of an io event's run comes from the runs projection, written earlier in the batch.
-_SQL_DS_EDGE_IN = (
-    "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) "
-    "SELECT ?, 'j:' || job_namespace || ':' || job_name, ?, ? FROM runs "
-    "WHERE run_id = ? AND job_name IS NOT NULL ON CONFLICT (src, dst) DO NOTHING"
+# Dataset-level data flow comes from the io event alone (it names its run's job), so it is
+# the same whether derived batch by batch or all at once: dataset -> job, job -> dataset.
+_SQL_DS_EDGE = (
+    "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (src, dst) DO NOTHING"
 )
-_SQL_DS_EDGE_OUT = (
-    "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) "
-    "SELECT 'j:' || job_namespace || ':' || job_name, ?, ?, ? FROM runs "
-    "WHERE run_id = ? AND job_name IS NOT NULL ON CONFLICT (src, dst) DO NOTHING"
-)
-# An in-memory hand-off between jobs (an input with no dataset, produced earlier by another
-# run) links the two jobs directly, so dataset-level lineage crosses steps that pass frames.
+# An in-memory hand-off (an input with no dataset that an earlier io event output) links the
+# producing job to the consuming job, so dataset-level lineage crosses steps passing frames.
 _SQL_JOB_EDGE = (
     "INSERT INTO dataset_edges (src, dst, first_idx, first_ts) "
-    "SELECT DISTINCT 'j:' || p.job_namespace || ':' || p.job_name, "
-    "'j:' || c.job_namespace || ':' || c.job_name, ?, ? "
-    "FROM run_io o JOIN runs p ON p.run_id = o.run_id JOIN runs c ON c.run_id = ? "
-    "WHERE o.artifact_id = ? AND o.role = 'output' AND o.idx < ? "
-    "AND p.job_name IS NOT NULL AND c.job_name IS NOT NULL "
+    "SELECT DISTINCT 'j:' || o.job_namespace || ':' || o.job_name, ?, ?, ? FROM run_io o "
+    "WHERE o.artifact_id = ? AND o.role = 'output' AND o.idx < ? AND o.job_name IS NOT NULL "
     "ON CONFLICT (src, dst) DO NOTHING"
 )
 _SQL_ERASURE = (
@@ -118,8 +110,7 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
     ends: dict[str, tuple[object, ...]] = {}
     ios: list[tuple[object, ...]] = []
     edges: list[tuple[object, ...]] = []
-    ds_in: list[tuple[object, ...]] = []
-    ds_out: list[tuple[object, ...]] = []
+    ds_edges: list[tuple[object, ...]] = []
     job_edges: list[tuple[object, ...]] = []
     erasures: list[tuple[object, ...]] = []
     for idx, ev in events:
@@ -139,18 +130,24 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
                 )
             )
             ds = ev.dataset
+            job = ev.job
             ns, name = (ds.namespace, ds.name) if ds is not None else (None, None)
-            ios.append((idx, ev.run_id, ev.role, art.id, ns, name, ev.label, ev.ts))
+            jns, jname = (job.namespace, job.name) if job is not None else (None, None)
+            ios.append((idx, ev.run_id, ev.role, art.id, ns, name, ev.label, ev.ts, jns, jname))
             if ev.role == "input":
                 edges.append((idx, "a:" + art.id, "r:" + ev.run_id, ev.ts))
             else:
                 edges.append((idx, "r:" + ev.run_id, "a:" + art.id, ev.ts))
             if ds is not None:
                 datasets.append((ds.namespace, ds.name, idx, ev.ts))
-                key = f"d:{ds.namespace}:{ds.name}"
-                (ds_in if ev.role == "input" else ds_out).append((key, idx, ev.ts, ev.run_id))
-            elif ev.role == "input":
-                job_edges.append((idx, ev.ts, ev.run_id, art.id, idx))
+            if job is not None:
+                jkey = f"j:{job.namespace}:{job.name}"
+                if ds is not None:
+                    dkey = f"d:{ds.namespace}:{ds.name}"
+                    pair = (dkey, jkey) if ev.role == "input" else (jkey, dkey)
+                    ds_edges.append((*pair, idx, ev.ts))
+                elif ev.role == "input":
+                    job_edges.append((jkey, idx, ev.ts, art.id, idx))
         elif isinstance(ev, RunStarted):
             jobs.append((ev.job.namespace, ev.job.name, idx, ev.ts))
             starts[ev.run_id] = (
@@ -189,8 +186,7 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
         (_SQL_ARTIFACT, artifacts),
         (_SQL_IO, ios),
         (_SQL_EDGE, edges),
-        (_SQL_DS_EDGE_IN, ds_in),
-        (_SQL_DS_EDGE_OUT, ds_out),
+        (_SQL_DS_EDGE, ds_edges),
         (_SQL_JOB_EDGE, job_edges),
         (_SQL_ERASURE, erasures),
     ]

@@ -87,7 +87,8 @@ _V1_PROJECTIONS = (
     )""",
     """CREATE TABLE run_io (
         idx BIGINT PRIMARY KEY, run_id TEXT NOT NULL, role TEXT NOT NULL, artifact_id TEXT NOT NULL,
-        dataset_namespace TEXT, dataset_name TEXT, label TEXT, ts TEXT NOT NULL
+        dataset_namespace TEXT, dataset_name TEXT, label TEXT, ts TEXT NOT NULL,
+        job_namespace TEXT, job_name TEXT
     )""",
     "CREATE INDEX run_io_artifact ON run_io (artifact_id, role)",
     "CREATE INDEX run_io_run ON run_io (run_id, role)",
