@@ -197,3 +197,26 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
     code, _, err = invoke("demo", "--dir", str(tmp_path), "--fresh")
     assert code == 2 and "not a demo folder" in err
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_names_with_markup_characters_are_shown_verbatim(tmp_path):
+    import datatrail
+    from datatrail.capture import shutdown
+
+    home = tmp_path / ".datatrail"
+    odd = tmp_path / "sales[b]:x.csv"
+    odd.write_text("a\n")
+    datatrail.configure(home=home)
+    try:
+        with datatrail.run("[bold]job") as r:
+            r.input(odd)
+        datatrail.flush()
+    finally:
+        shutdown()
+        datatrail.configure(home=None)
+    code, out, _ = invoke(
+        "lineage", f"dataset:file:{odd.resolve()}", "--downstream", "--trail", str(home)
+    )
+    assert code == 0
+    assert "sales[b]:x.csv" in out.replace("\n", "")
+    assert "[bold]job" in out

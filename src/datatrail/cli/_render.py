@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.tree import Tree
@@ -36,7 +37,7 @@ def runs_table(runs: list[RunRecord]) -> Table:
         color = _STATUS.get(r.status, "white")
         table.add_row(
             r.run_id,
-            r.job_name,
+            escape(r.job_name),
             f"[{color}]{r.status}[/]",
             r.started_at or "",
             f"{r.duration_ms:.1f} ms" if r.duration_ms is not None else "",
@@ -45,8 +46,9 @@ def runs_table(runs: list[RunRecord]) -> Table:
     return table
 
 
-def _kv(table: Table, key: str, value: Any) -> None:
-    table.add_row(f"[bold]{key}[/]", "" if value is None else str(value))
+def _kv(table: Table, key: str, value: Any, *, markup: bool = False) -> None:
+    text = "" if value is None else str(value)
+    table.add_row(f"[bold]{key}[/]", text if markup else escape(text))
 
 
 def run_panel(r: RunRecord) -> Panel:
@@ -55,7 +57,7 @@ def run_panel(r: RunRecord) -> Panel:
     table.add_column(overflow="fold")
     _kv(table, "job", r.job)
     color = _STATUS.get(r.status, "white")
-    _kv(table, "status", f"[{color}]{r.status}[/]")
+    _kv(table, "status", f"[{color}]{r.status}[/]", markup=True)
     _kv(table, "started", r.started_at)
     _kv(table, "ended", r.ended_at)
     _kv(table, "duration", f"{r.duration_ms} ms" if r.duration_ms is not None else None)
@@ -88,7 +90,7 @@ def run_panel(r: RunRecord) -> Panel:
         _kv(table, "child run", child)
     if r.error:
         _kv(table, "error", f"{r.error.get('type')}: {r.error.get('message')}")
-        table.add_row("", r.error.get("traceback", ""))
+        table.add_row("", escape(r.error.get("traceback", "")))
     return Panel(table, title=f"run {r.run_id}")
 
 
@@ -125,10 +127,10 @@ def _label(node: Any) -> str:
     color = {"dataset": "cyan", "job": "magenta", "run": "yellow", "artifact": "green"}[kind]
     if kind == "run":
         status = node.attrs.get("status", "")
-        return f"[{color}]run[/] {node.label} [{_STATUS.get(status, 'white')}]{status}[/] [dim]{node.id[4:]}[/]"
+        return f"[{color}]run[/] {escape(node.label)} [{_STATUS.get(status, 'white')}]{status}[/] [dim]{node.id[4:]}[/]"
     if kind == "artifact":
-        return f"[{color}]artifact[/] {node.label.split(' @')[0]} [dim]{_short(node.id[9:])}[/]"
-    return f"[{color}]{kind}[/] {node.label} [dim]{node.id}[/]"
+        return f"[{color}]artifact[/] {escape(node.label.split(' @')[0])} [dim]{_short(node.id[9:])}[/]"
+    return f"[{color}]{kind}[/] {escape(node.label)} [dim]{escape(node.id)}[/]"
 
 
 def graph_tree(graph: LineageGraph) -> Tree:
@@ -137,7 +139,7 @@ def graph_tree(graph: LineageGraph) -> Tree:
     for e in graph.edges:
         a, b = (e.target, e.source) if graph.direction == "upstream" else (e.source, e.target)
         nxt.setdefault(a, []).append(b)
-    title = f"{graph.direction} of {graph.root} (depth ≤ {graph.depth}{', as of ' + graph.as_of if graph.as_of else ''})"
+    title = f"{graph.direction} of {escape(graph.root)} (depth ≤ {graph.depth}{', as of ' + graph.as_of if graph.as_of else ''})"
     root = Tree(f"[bold]{title}[/]")
     shown: set[str] = set()
 
@@ -164,7 +166,7 @@ def explain_tree(exp: Explanation) -> Tree:
 
     def add(parent: Tree, e: Explanation) -> None:
         a = e.artifact
-        where = ", ".join(a.datasets) or a.kind
+        where = escape(", ".join(a.datasets) or a.kind)
         node = parent.add(
             f"[green]artifact[/] {_short(a.artifact_id)} [cyan]{where}[/]"
             + (" [dim](see above)[/]" if e.seen_above else "")
@@ -177,9 +179,9 @@ def explain_tree(exp: Explanation) -> Tree:
                 if git
                 else ""
             )
-            params = ", ".join(f"{k}={v!r}" for k, v in r.params.items())
+            params = escape(", ".join(f"{k}={v!r}" for k, v in r.params.items()))
             branch = node.add(
-                f"[magenta]made by[/] {r.job_name}({params}){commit} [dim]run:{r.run_id} {r.status}[/]"
+                f"[magenta]made by[/] {escape(r.job_name)}({params}){commit} [dim]run:{r.run_id} {r.status}[/]"
             )
             for sub in step.inputs:
                 add(branch, sub)

@@ -445,10 +445,15 @@ class Trail:
                     name.rsplit("/", 1)[-1] if name else kind
                 ) + f" @{art.split(':', 1)[1][:8]}"
                 attrs["a:" + art] = (label, {"kind": kind, "rows": rows, "dataset": dataset})
-        for key in by_prefix.get("d", []) + by_prefix.get("j", []):
-            ns_name = key
-            name = ns_name.rsplit(":", 1)[-1] if "://" not in ns_name else ns_name.split(":", 2)[-1]
-            attrs.setdefault(("d:" if ("d:" + key) in depths else "j:") + key, (name, {}))
+        for prefix in ("d", "j"):
+            for key in by_prefix.get(prefix, []):
+                parsed = parse_node_id(("dataset:" if prefix == "d" else "job:") + key)
+                name = parsed.name or key
+                label = name.rsplit("/", 1)[-1] if prefix == "d" else name
+                attrs[f"{prefix}:{key}"] = (
+                    label or name,
+                    {"namespace": parsed.namespace, "name": name},
+                )
         out = []
         for key, depth in sorted(depths.items(), key=lambda kv: (kv[1], kv[0])):
             node_id = _node_id(key)
