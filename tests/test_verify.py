@@ -302,3 +302,9 @@ def test_cli_key_show_prints_the_verifier_key(home: Path) -> None:
     data = json.loads(out)
     assert code == 0 and data["key"] == text
     assert data["key_id"] == text.split("+")[1] and data["name"] == text.split("+")[0]
+
+
+def test_every_fault_kind_is_explained_in_the_auditing_guide() -> None:
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "auditing.md").read_text()
+    missing = [kind for kind in FAULT_KINDS if f"| `{kind}` |" not in guide]
+    assert missing == []

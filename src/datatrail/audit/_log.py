@@ -95,8 +95,9 @@ def scan_events(store: Store, faults: Faults, progress: Callable[[int], None]) -
         faults.add("index_gap", None, "events", f"{nulls} entries have no index (NULL)")
     rows_total = _count(store, "SELECT COUNT(*) FROM events")
     ckpt_max = _count(store, "SELECT MAX(size) FROM checkpoints")
-    # Filling a gap with placeholders is only sensible up to where the log can reach.
-    reach = max(rows_total, ckpt_max)
+    # Filling a gap with placeholders is only sensible up to where the log can reach: the
+    # stored rows and the signed sizes bound it (and the memory the placeholders take).
+    reach = ckpt_max + rows_total
     expected = 0
     cursor: int | float | None = None
     done = 0
@@ -121,7 +122,7 @@ def scan_events(store: Store, faults: Faults, progress: Callable[[int], None]) -
                 if isinstance(idx, float):
                     cursor = idx
                     continue
-                return _finish(scan, faults, progress, rows_total)  # text and blobs sort last
+                return _finish(scan, progress, rows_total)  # text and blobs sort last
             cursor = idx
             if idx != expected:
                 if idx < expected:
@@ -171,10 +172,10 @@ def scan_events(store: Store, faults: Faults, progress: Callable[[int], None]) -
             expected += 1
         done += len(rows)
         progress(done)
-    return _finish(scan, faults, progress, rows_total)
+    return _finish(scan, progress, rows_total)
 
 
-def _finish(scan: LogScan, faults: Faults, progress: Callable[[int], None], total: int) -> LogScan:
+def _finish(scan: LogScan, progress: Callable[[int], None], total: int) -> LogScan:
     progress(total)
     return scan
 
