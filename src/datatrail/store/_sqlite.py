@@ -59,7 +59,13 @@ class SQLiteStore(LogEngine):
         except BaseException:
             self._conn.close()
             raise
-        super().__init__(signer=signer, origin=self.meta()["origin"])
+        origin = self.meta().get("origin")
+        if origin is None:
+            self._conn.close()
+            raise NotAStore(
+                f"{self.path} has no origin in its meta table; it is not a complete datatrail store"
+            )
+        super().__init__(signer=signer, origin=origin)
 
     # -- schema ---------------------------------------------------------------
 
