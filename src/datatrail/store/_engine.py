@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -39,6 +39,7 @@ __all__ = ["LogEngine", "derive_in_memory"]
 
 _EMPTY_ROOT = hashlib.sha256(b"").digest()
 _REBUILD_BATCH = 5000
+_READ_BATCH = 5000
 
 
 def _kind(event: Event) -> str:
@@ -287,6 +288,28 @@ class LogEngine:
         return StoredEvent(
             index=r[0], id=r[1], kind=r[2], ts=r[3], body=body, leaf=bytes(r[5]), erased_by=r[6]
         )
+
+    def events(self, start: int = 0, end: int | None = None) -> Iterator[StoredEvent]:
+        stop = self.size() if end is None else end
+        pos = start
+        while pos < stop:
+            upper = min(pos + _READ_BATCH, stop)
+            rows = self.query(
+                "SELECT idx, id, kind, ts, body, leaf, erased_by FROM events "
+                "WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (pos, upper),
+            )
+            for r in rows:
+                yield StoredEvent(
+                    index=r[0], id=r[1], kind=r[2], ts=r[3], body=r[4], leaf=r[5], erased_by=r[6]
+                )
+            if not rows:
+                return
+            pos = upper
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        rows = self.query("SELECT size, root, note, ts FROM checkpoints ORDER BY size")
+        return [StoredCheckpoint(size=r[0], root=bytes(r[1]), note=r[2], ts=r[3]) for r in rows]
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         rows = self.query("SELECT size, root, note, ts FROM checkpoints ORDER BY size DESC LIMIT 1")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from datatrail.errors import ConfigError, NotAStore, SchemaTooNew, StoreError
 from datatrail.ledger import Signer
 from datatrail.model import Event, now_ts, uuid7
-from datatrail.store._base import AppendResult, Progress, StoredCheckpoint, StoredEvent
+from datatrail.store._base import AppendResult, Progress
 from datatrail.store._engine import LogEngine
 from datatrail.store._schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["PostgresStore"]
 
 _CONNECT_TIMEOUT = 5  # seconds, unless the URL says otherwise
-_READ_BATCH = 5000
 
 
 def _import_psycopg() -> Any:
@@ -576,28 +575,6 @@ class PostgresStore(LogEngine):
                         continue
                     raise self._failure(exc, "read") from exc
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def events(self, start: int = 0, end: int | None = None) -> Iterator[StoredEvent]:
-        stop = self.size() if end is None else end
-        pos = start
-        while pos < stop:
-            upper = min(pos + _READ_BATCH, stop)
-            rows = self.query(
-                "SELECT idx, id, kind, ts, body, leaf, erased_by FROM events "
-                "WHERE idx >= ? AND idx < ? ORDER BY idx",
-                (pos, upper),
-            )
-            for r in rows:
-                yield StoredEvent(
-                    index=r[0], id=r[1], kind=r[2], ts=r[3], body=r[4], leaf=r[5], erased_by=r[6]
-                )
-            if not rows:
-                return
-            pos = upper
-
-    def checkpoints(self) -> list[StoredCheckpoint]:
-        rows = self.query("SELECT size, root, note, ts FROM checkpoints ORDER BY size")
-        return [StoredCheckpoint(size=r[0], root=bytes(r[1]), note=r[2], ts=r[3]) for r in rows]
 
     def table_rows(self, table: str) -> list[tuple[Any, ...]]:
         columns = self.query(

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from datatrail.errors import NotAStore, SchemaTooNew, StoreError
 from datatrail.ledger import Signer
 from datatrail.model import Event, uuid7
-from datatrail.store._base import AppendResult, Progress, StoredCheckpoint, StoredEvent
+from datatrail.store._base import AppendResult, Progress
 from datatrail.store._engine import LogEngine
 from datatrail.store._schema import MIGRATIONS, SCHEMA_VERSION, sqlite_sql
 
@@ -180,30 +180,6 @@ class SQLiteStore(LogEngine):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
-
-    def events(self, start: int = 0, end: int | None = None) -> Iterator[StoredEvent]:
-        stop = self.size() if end is None else end
-        batch = 5000
-        pos = start
-        while pos < stop:
-            upper = min(pos + batch, stop)
-            with self._lock:
-                rows = self._conn.execute(
-                    "SELECT idx, id, kind, ts, body, leaf, erased_by FROM events "
-                    "WHERE idx >= ? AND idx < ? ORDER BY idx",
-                    (pos, upper),
-                ).fetchall()
-            for r in rows:
-                yield StoredEvent(
-                    index=r[0], id=r[1], kind=r[2], ts=r[3], body=r[4], leaf=r[5], erased_by=r[6]
-                )
-            if not rows:
-                return
-            pos = upper
-
-    def checkpoints(self) -> list[StoredCheckpoint]:
-        rows = self.query("SELECT size, root, note, ts FROM checkpoints ORDER BY size")
-        return [StoredCheckpoint(size=r[0], root=bytes(r[1]), note=r[2], ts=r[3]) for r in rows]
 
     def table_rows(self, table: str) -> list[tuple[Any, ...]]:
         names = {r[0] for r in self.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
