@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, Literal
 
+from datatrail.capture._codeinfo import reset_caches
 from datatrail.emit import FlushResult, Writer
 from datatrail.errors import ConfigError, UsageError
 from datatrail.store import HOME_DIRNAME, Home, Store, find_home, init_home, open_store
@@ -117,8 +118,6 @@ def _close_writer_locked() -> None:
         _state.writer.close()
         _state.writer = None
     # Code versions and environments are emitted once per trail: a new trail needs them again.
-    from datatrail.capture._codeinfo import reset_caches
-
     reset_caches()
 
 

@@ -135,9 +135,9 @@ class Writer:
                 try:
                     items.append(q.get_nowait())
                 except queue.Empty:
-                    if time.monotonic() >= deadline or any(
-                        i is None or isinstance(i, _Marker) for i in items[-1:]
-                    ):
+                    last = items[-1]
+                    # A flush or close waits on this batch: write it now rather than linger.
+                    if last is None or isinstance(last, _Marker) or time.monotonic() >= deadline:
                         break
                     time.sleep(0.001)
             stop = self._process(items)
