@@ -395,16 +395,17 @@ class Trail:
         here, nxt = ("dst", "src") if direction == "upstream" else ("src", "dst")
         walk = _WALK.format(table=table, ts=ts, here=here, next=nxt)
         start = _key(parsed)
-        found = self.store.query(
-            walk + "SELECT node, MIN(depth) FROM walk GROUP BY node", (start, limit, cutoff)
-        )
-        depths = {str(k): int(d) for k, d in found}
-        edge_rows = self.store.query(
-            walk
-            + f"SELECT DISTINCT e.src, e.dst FROM {table} e JOIN (SELECT DISTINCT node FROM walk "
-            f"WHERE depth < ?) w ON e.{here} = w.node WHERE e.{ts} <= ?",
+        # One walk: its nodes (with their nearest depth) and the edges leaving the nodes it
+        # expanded, as tagged rows of one result.
+        rows = self.store.query(
+            walk + ", found(node, depth) AS (SELECT node, MIN(depth) FROM walk GROUP BY node) "
+            "SELECT 'n', node, CAST(depth AS TEXT) FROM found UNION ALL "
+            f"SELECT DISTINCT 'e', e.src, e.dst FROM {table} e JOIN found w ON e.{here} = w.node "
+            f"WHERE w.depth < ? AND e.{ts} <= ?",
             (start, limit, cutoff, limit, cutoff),
         )
+        depths = {str(a): int(b) for tag, a, b in rows if tag == "n"}
+        edge_rows = [(a, b) for tag, a, b in rows if tag == "e"]
         nodes = self._describe(depths)
         edges = sorted(
             (LineageEdge(source=_node_id(s), target=_node_id(d)) for s, d in edge_rows),
