@@ -364,8 +364,9 @@ def derive_in_memory(
     """
     scratch = sqlite3.connect(":memory:")
     try:
-        for statement in MIGRATIONS[0].statements:
-            scratch.execute(sqlite_sql(statement))
+        for migration in MIGRATIONS:  # the whole schema, as a fresh store would have it
+            for statement in migration.statements:
+                scratch.execute(sqlite_sql(statement))
         total = store.size()
         batch: list[tuple[int, Event]] = []
         for done, stored in enumerate(store.events(), start=1):
