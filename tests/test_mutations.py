@@ -94,6 +94,9 @@ def _record(tmp: Path) -> Trail:
                 out.write_bytes(cleaned)
                 r.output(out)
                 total(cleaned)
+                datatrail.capture.emit_record(
+                    "contract.check", subject=f"run:{r.run_id}", data={"day": day, "passed": True}
+                )
             datatrail.flush()
     finally:
         datatrail.capture.shutdown()

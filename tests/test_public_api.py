@@ -7,6 +7,7 @@ def test_all_is_sorted_and_pinned():
     # The order is ruff's (RUF022): constants, classes, then the rest, each alphabetical.
     assert datatrail.__all__ == [
         "REDACTED",
+        "ContractViolation",
         "DatasetRef",
         "DatatrailError",
         "Explanation",
@@ -15,6 +16,8 @@ def test_all_is_sorted_and_pinned():
         "LineageEdge",
         "LineageGraph",
         "LineageNode",
+        "PolicyDenied",
+        "PolicyError",
         "RunHandle",
         "RunRecord",
         "Secret",

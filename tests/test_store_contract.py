@@ -35,6 +35,7 @@ from datatrail.model import (
     Event,
     IORecorded,
     JobRef,
+    Record,
     RunFinished,
     RunStarted,
     is_uuid7,
@@ -215,6 +216,17 @@ def workload(runs: int) -> list[Event]:
                 id=uuid7(), ts=_ts(), run_id=run_id, job=start.job, params={"r": r, "retry": True}
             )
             events.append(restart)
+        if r % 5 == 1:
+            events.append(
+                Record(
+                    id=uuid7(),
+                    ts=_ts(),
+                    topic="alert",
+                    subject=f"run:{run_id}",
+                    data={"r": r, "reason": "slow"},
+                    actor=Actor(user="ana", host="h1") if r % 2 else None,
+                )
+            )
         parent = run_id if r % 4 == 0 else parent
     return events
 

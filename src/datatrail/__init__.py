@@ -17,7 +17,7 @@ from datatrail.capture import (
     track,
 )
 from datatrail.emit import FlushResult
-from datatrail.errors import DatatrailError
+from datatrail.errors import ContractViolation, DatatrailError, PolicyDenied, PolicyError
 from datatrail.lineage import (
     Explanation,
     LineageEdge,
@@ -30,8 +30,29 @@ from datatrail.model import DatasetRef, JobRef, file_dataset, inmemory_dataset, 
 
 __version__ = "0.1.0"
 
+# Entry points that live in optional parts, imported on first use so that
+# ``import datatrail`` stays light: name -> (module, attribute).
+_LAZY = {
+    "read": ("datatrail.governance", "read"),
+    "sql": ("datatrail.columns", "sql"),
+    "window": ("datatrail.capture._window", "window"),
+}
+
+
+def __getattr__(name: str) -> object:
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'datatrail' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
 __all__ = [
     "REDACTED",
+    "ContractViolation",
     "DatasetRef",
     "DatatrailError",
     "Explanation",
@@ -40,6 +61,8 @@ __all__ = [
     "LineageEdge",
     "LineageGraph",
     "LineageNode",
+    "PolicyDenied",
+    "PolicyError",
     "RunHandle",
     "RunRecord",
     "Secret",

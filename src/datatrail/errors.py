@@ -17,7 +17,10 @@ catch ``ValueError`` or ``PermissionError`` keep working::
     │   ├── ProofError (ValueError)    a proof or its inputs are malformed
     │   ├── SignatureError             a signed note does not verify
     │   └── KeyFileError (ValueError)  a key file is missing or malformed
-    └── HashingError (ValueError)      content that cannot be read to be hashed
+    ├── HashingError (ValueError)      content that cannot be read to be hashed
+    ├── PolicyError (ValueError)       a policy document that does not validate (file, line, column)
+    ├── PolicyDenied (PermissionError) governance refused an action; carries the decision
+    └── ContractViolation (ValueError) an output breaks its dataset's contract (mode ``block``)
 
 Each error carries a message that says what was wrong and what to do. Errors
 that can reach HTTP carry a ``status``.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ContractViolation",
     "DatatrailError",
     "HashingError",
     "InvalidEvent",
@@ -35,6 +39,8 @@ __all__ = [
     "LedgerError",
     "NodeNotFound",
     "NotAStore",
+    "PolicyDenied",
+    "PolicyError",
     "ProofError",
     "SchemaTooNew",
     "SignatureError",
@@ -121,3 +127,53 @@ class HashingError(DatatrailError, ValueError):
     """Content could not be read to be hashed (unreadable file, vanished path)."""
 
     status = 400
+
+
+class PolicyError(DatatrailError, ValueError):
+    """A policy document does not parse or validate; the message names file, line and column."""
+
+    status = 400
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        where = ""
+        if file is not None:
+            where = file
+            if line is not None:
+                where += f":{line}"
+                if column is not None:
+                    where += f":{column}"
+            where += ": "
+        super().__init__(where + message)
+        self.file = file
+        self.line = line
+        self.column = column
+        self.path = path
+        """Where in the document, as ``access[2].actions[0]``."""
+
+
+class PolicyDenied(DatatrailError, PermissionError):
+    """Governance refused an action. ``decision`` is the full decision value (rules, version, reason)."""
+
+    status = 403
+
+    def __init__(self, message: str, decision: object = None) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+
+class ContractViolation(DatatrailError, ValueError):
+    """An output breaks its dataset's contract and the contract's mode is ``block``."""
+
+    status = 422
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result

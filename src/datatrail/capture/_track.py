@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, overload
 
 from datatrail.capture._codeinfo import actor, code_version_for, environment
+from datatrail.capture._hooks import OutputContext, output_checks, run_output_checks
 from datatrail.capture._redact import REDACTED, is_secret_value, redact_params
 from datatrail.capture._state import check_level, get_writer, settings
 from datatrail.capture._values import SCALARS, artifact_for, is_data
@@ -289,6 +290,20 @@ class RunHandle:
         self._io("output", value, name, dataset)
         return value
 
+    def _output_context(
+        self, label: str | None, value: Any, art: ArtifactInfo, ds: DatasetRef | None
+    ) -> OutputContext:
+        return OutputContext(
+            run_id=self.run_id,
+            job=self.job,
+            parent_run_id=self.parent_run_id,
+            level=self.level,
+            label=label,
+            value=value,
+            artifact=art,
+            dataset=ds,
+        )
+
     def _io(
         self,
         role: Literal["input", "output"],
@@ -308,6 +323,9 @@ class RunHandle:
             return
         # A missing path raises HashingError: that is the caller's mistake, not the recorder's.
         art, ds = artifact_for(value, level=self.level, dataset=dataset, fresh=role == "output")
+        if role == "output" and output_checks():
+            # A check that raises (PolicyDenied, a blocking contract) stops the output here.
+            run_output_checks([self._output_context(name, value, art, ds)])
         _submit(_build_io, (self.run_id, self.job, role, time.time_ns(), [(name, art, ds)]))
 
 
@@ -616,8 +634,9 @@ class _Tracked:
     def outputs(self, handle: RunHandle, result: Any, label: str = "return") -> None:
         if not self.record_outputs:
             return
+        items: list[tuple[str | None, ArtifactInfo, DatasetRef | None]] = []
+        values: list[Any] = []
         try:
-            items: list[tuple[str | None, ArtifactInfo, DatasetRef | None]] = []
             for name, path, before in handle._pending:
                 try:
                     st = os.stat(path)
@@ -626,6 +645,7 @@ class _Tracked:
                 if before is None or before != (st.st_mtime_ns, st.st_size):
                     art, ds = artifact_for(path, level=handle.level, fresh=True)
                     items.append((name, art, ds))
+                    values.append(path)
             handle._pending.clear()
             if result is None:
                 pass  # nothing returned: only the paths that appeared are outputs
@@ -634,9 +654,23 @@ class _Tracked:
                     if v is not None:
                         art, ds = artifact_for(v, level=handle.level, fresh=True)
                         items.append((f"{label}[{i}]", art, ds))
+                        values.append(v)
             else:
                 art, ds = artifact_for(result, level=handle.level, fresh=True)
                 items.append((label, art, ds))
+                values.append(result)
+        except Exception:
+            log.exception(
+                "datatrail: recording the output of %s failed; the call goes on", self.name
+            )
+            return
+        if items and output_checks():
+            # Outside the guard: a check that raises is the step's error, and nothing is registered.
+            run_output_checks(
+                handle._output_context(name, value, art, ds)
+                for (name, art, ds), value in zip(items, values, strict=True)
+            )
+        try:
             if items:
                 get_writer().submit(
                     (_build_io, (handle.run_id, handle.job, "output", time.time_ns(), items))
@@ -645,6 +679,15 @@ class _Tracked:
             log.exception(
                 "datatrail: recording the output of %s failed; the call goes on", self.name
             )
+
+    def complete(self, handle: RunHandle, result: Any, label: str = "return") -> None:
+        """Record the outputs and the end; an output check that refuses fails the run and raises."""
+        try:
+            self.outputs(handle, result, label)
+        except BaseException as exc:
+            self.finish(handle, exc)
+            raise
+        self.finish(handle, None)
 
     def finish(self, handle: RunHandle, exc: BaseException | None) -> None:
         handle._finished = True
@@ -676,8 +719,7 @@ def _wrap(t: _Tracked) -> Callable[..., Any]:
                 t.finish(handle, exc)
                 raise
             _current.reset(token)
-            t.outputs(handle, result)
-            t.finish(handle, None)
+            t.complete(handle, result)
             return result
 
         return awrapper
@@ -695,8 +737,7 @@ def _wrap(t: _Tracked) -> Callable[..., Any]:
             t.finish(handle, exc)
             raise
         _current.reset(token)
-        t.outputs(handle, result)
-        t.finish(handle, None)
+        t.complete(handle, result)
         return result
 
     return wrapper
@@ -724,15 +765,19 @@ def _wrap_gen(t: _Tracked) -> Callable[..., Any]:
                     item = gen.send(to_send)
             except StopIteration as stop:
                 _current.reset(token)
-                t.outputs(handle, stop.value)
-                t.finish(handle, None)
+                t.complete(handle, stop.value)
                 return stop.value
             except BaseException as exc:
                 _current.reset(token)
                 t.finish(handle, exc)
                 raise
             _current.reset(token)
-            t.outputs(handle, item, f"yield[{n}]")
+            try:
+                t.outputs(handle, item, f"yield[{n}]")
+            except BaseException as exc:
+                gen.close()
+                t.finish(handle, exc)
+                raise
             n += 1
             try:
                 to_send = yield item

@@ -7,6 +7,7 @@ input (unknown node, unreadable file, not a store, a newer schema, ...).
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import typer
 
@@ -22,11 +23,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Command groups, each in its own module with a register(app) function.
-_COMMAND_MODULES = ("_core", "_audit")
+# Command groups, each a module of this package with a register(app) function; the
+# core and audit groups first, the rest in name order. Modules import their heavy
+# dependencies (the server, SQL parsing, ...) inside the commands, so --help stays fast.
+_FIRST = ("_core", "_audit")
 
-for _name in _COMMAND_MODULES:
-    importlib.import_module(f"datatrail.cli.{_name}").register(app)
+
+def _command_modules() -> list[str]:
+    found = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("_"))
+    return [*_FIRST, *(name for name in found if name not in _FIRST)]
+
+
+for _name in _command_modules():
+    _module = importlib.import_module(f"datatrail.cli.{_name}")
+    if hasattr(_module, "register"):
+        _module.register(app)
 
 
 def main() -> None:

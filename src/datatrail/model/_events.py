@@ -27,6 +27,7 @@ __all__ = [
     "Event",
     "GitInfo",
     "IORecorded",
+    "Record",
     "RunFinished",
     "RunStarted",
     "decode_event",
@@ -122,6 +123,8 @@ class RunStarted(_Base, frozen=True, kw_only=True, tag="run_started"):
     env_id: str | None = None
     actor: Actor | None = None
     level: Level = "standard"
+    facets: dict[str, Any] | None = None
+    """Extra run and job facets, kept whole (OpenLineage facets, trace ids, ...)."""
 
 
 class RunFinished(_Base, frozen=True, kw_only=True, tag="run_finished"):
@@ -130,6 +133,8 @@ class RunFinished(_Base, frozen=True, kw_only=True, tag="run_finished"):
     run_id: str
     status: Status
     error: ErrorInfo | None = None
+    facets: dict[str, Any] | None = None
+    """Extra run facets recorded at the end, kept whole."""
 
 
 class IORecorded(_Base, frozen=True, kw_only=True, tag="io"):
@@ -143,6 +148,8 @@ class IORecorded(_Base, frozen=True, kw_only=True, tag="io"):
     """The argument name, ``return``, or the label given to ``r.input``/``r.output``."""
     job: JobRef | None = None
     """The job of the run, so lineage between jobs derives from this event alone."""
+    facets: dict[str, Any] | None = None
+    """Extra dataset facets (schema, quality assertions, OpenLineage facets), kept whole."""
 
 
 class ErasureRecorded(_Base, frozen=True, kw_only=True, tag="erasure"):
@@ -156,7 +163,23 @@ class ErasureRecorded(_Base, frozen=True, kw_only=True, tag="erasure"):
     actor: Actor | None = None
 
 
-Event = RunStarted | RunFinished | IORecorded | CodeVersion | Environment | ErasureRecorded
+class Record(_Base, frozen=True, kw_only=True, tag="record"):
+    """Any other fact a part of datatrail keeps in the verified log.
+
+    ``topic`` names what it is (``policy.version``, ``access``, ``hold.add``,
+    ``alert``, ``contract.check``, ``openlineage.event``, ...), ``subject`` the node
+    it concerns, if any, and ``data`` the fact itself as plain JSON values. Each
+    topic's owner defines and documents its ``data``; the store keeps every record
+    in the ``records`` projection, indexed by topic and subject.
+    """
+
+    topic: str
+    subject: str | None = None
+    data: dict[str, Any] = {}
+    actor: Actor | None = None
+
+
+Event = RunStarted | RunFinished | IORecorded | CodeVersion | Environment | ErasureRecorded | Record
 """Every kind of event datatrail appends."""
 
 _decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)

@@ -187,6 +187,10 @@ _BULK: dict[str, _Copy | _SetInsert] = {
         "job_namespace, job_name) FROM STDIN (FORMAT BINARY)",
         ("int8", "text", "text", "text", "text", "text", "text", "text", "text", "text"),
     ),
+    "INSERT INTO records (idx, topic, subject, ts, data, actor) VALUES (?, ?, ?, ?, ?, ?)": _Copy(
+        "COPY records (idx, topic, subject, ts, data, actor) FROM STDIN (FORMAT BINARY)",
+        ("int8", "text", "text", "text", "text", "text"),
+    ),
     "INSERT INTO edges (idx, src, dst, ts) VALUES (?, ?, ?, ?)": _Copy(
         "COPY edges (idx, src, dst, ts) FROM STDIN (FORMAT BINARY)",
         ("int8", "text", "text", "text"),

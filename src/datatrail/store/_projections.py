@@ -16,6 +16,7 @@ from datatrail.model import (
     ErasureRecorded,
     Event,
     IORecorded,
+    Record,
     RunFinished,
     RunStarted,
     canonical_bytes,
@@ -91,6 +92,8 @@ _SQL_ERASURE = (
     "ON CONFLICT (target_idx) DO NOTHING"
 )
 
+_SQL_RECORD = "INSERT INTO records (idx, topic, subject, ts, data, actor) VALUES (?, ?, ?, ?, ?, ?)"
+
 
 def _json(value: object) -> str | None:
     return None if value is None else canonical_bytes(value).decode()
@@ -113,6 +116,7 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
     ds_edges: list[tuple[object, ...]] = []
     job_edges: list[tuple[object, ...]] = []
     erasures: list[tuple[object, ...]] = []
+    records: list[tuple[object, ...]] = []
     for idx, ev in events:
         if isinstance(ev, IORecorded):
             art = ev.artifact
@@ -171,6 +175,17 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
             envs.append((ev.env_id, _json(ev), idx))
         elif isinstance(ev, ErasureRecorded):
             erasures.append((ev.target_index, idx, ev.reason, ev.ts))
+        elif isinstance(ev, Record):
+            records.append(
+                (
+                    idx,
+                    ev.topic,
+                    ev.subject,
+                    ev.ts,
+                    canonical_bytes(ev.data).decode(),
+                    _json(ev.actor),
+                )
+            )
     wholes = []
     for run_id in [r for r in starts if r in ends]:
         start, end = starts.pop(run_id), ends.pop(run_id)
@@ -189,5 +204,6 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
         (_SQL_DS_EDGE, ds_edges),
         (_SQL_JOB_EDGE, job_edges),
         (_SQL_ERASURE, erasures),
+        (_SQL_RECORD, records),
     ]
     return [(sql, rows) for sql, rows in plan if rows]

@@ -5,7 +5,7 @@ canonical bytes and its Merkle leaf hash), ``tree_nodes`` (perfect-subtree
 hashes, so proofs cost O(log n) reads) and ``checkpoints`` (every signed
 checkpoint). And projections derived from the log, which ``rebuild`` can drop
 and derive again: jobs, runs, datasets, artifacts, run_io, edges,
-dataset_edges, code_versions, environments, erasures.
+dataset_edges, code_versions, environments, erasures, records.
 
 Migrations are small registered steps recorded in ``migrations``; a store whose
 recorded version is above :data:`SCHEMA_VERSION` was written by a newer
@@ -120,10 +120,22 @@ def sqlite_sql(statement: str) -> str:
     return statement.replace("{blob}", "BLOB").replace("BIGINT PRIMARY KEY", "INTEGER PRIMARY KEY")
 
 
+_V2_RECORDS = (
+    # Every ``record`` event (policy versions, access decisions, holds, alerts, contracts,
+    # OpenLineage payloads, ...), so each part can query its own facts by topic and subject.
+    """CREATE TABLE records (
+        idx BIGINT PRIMARY KEY, topic TEXT NOT NULL, subject TEXT, ts TEXT NOT NULL,
+        data TEXT NOT NULL, actor TEXT
+    )""",
+    "CREATE INDEX records_topic ON records (topic, subject, idx)",
+    "CREATE INDEX records_subject ON records (subject, topic, idx)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "event log, Merkle tree, checkpoints and lineage projections", _V1_LOG + _V1_PROJECTIONS
     ),
+    Migration(2, "records: governance, alerts, contracts and interop facts", _V2_RECORDS),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -143,5 +155,6 @@ PROJECTION_TABLES = (
     "code_versions",
     "environments",
     "erasures",
+    "records",
 )
 """Tables derived from the log; verified by deriving them again and comparing."""
