@@ -4,7 +4,9 @@ from datatrail.capture._hooks import (
     OutputCheck,
     OutputContext,
     emit_record,
+    register_io_observer,
     register_output_check,
+    register_run_facets,
 )
 from datatrail.capture._redact import REDACTED, Secret
 from datatrail.capture._state import configure, flush, settings, shutdown
@@ -21,7 +23,9 @@ __all__ = [
     "current_run",
     "emit_record",
     "flush",
+    "register_io_observer",
     "register_output_check",
+    "register_run_facets",
     "run",
     "settings",
     "shutdown",

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, overload
 
 from datatrail.capture._codeinfo import actor, code_version_for, environment
-from datatrail.capture._hooks import OutputContext, output_checks, run_output_checks
+from datatrail.capture._hooks import (
+    OutputContext,
+    collect_run_facets,
+    io_observers,
+    notify_io,
+    output_checks,
+    run_output_checks,
+)
 from datatrail.capture._redact import REDACTED, is_secret_value, redact_params
 from datatrail.capture._state import check_level, get_writer, settings
 from datatrail.capture._values import SCALARS, artifact_for, is_data
@@ -98,6 +105,7 @@ def _build_start(
     params: dict[str, Any] | None,
     redact: tuple[str, ...],
     inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]],
+    facets: dict[str, Any] | None = None,
 ) -> Iterable[Event]:
     events: list[Event] = []
     code_id, code_event = code_version_for(
@@ -124,6 +132,7 @@ def _build_start(
             env_id=env_id,
             actor=actor(),
             level=level,  # type: ignore[arg-type]
+            facets=facets,
         )
     )
     for label, art, ds in inputs:
@@ -291,7 +300,13 @@ class RunHandle:
         return value
 
     def _output_context(
-        self, label: str | None, value: Any, art: ArtifactInfo, ds: DatasetRef | None
+        self,
+        label: str | None,
+        value: Any,
+        art: ArtifactInfo,
+        ds: DatasetRef | None,
+        *,
+        role: str = "output",
     ) -> OutputContext:
         return OutputContext(
             run_id=self.run_id,
@@ -302,6 +317,7 @@ class RunHandle:
             value=value,
             artifact=art,
             dataset=ds,
+            role=role,
         )
 
     def _io(
@@ -327,6 +343,8 @@ class RunHandle:
             # A check that raises (PolicyDenied, a blocking contract) stops the output here.
             run_output_checks([self._output_context(name, value, art, ds)])
         _submit(_build_io, (self.run_id, self.job, role, time.time_ns(), [(name, art, ds)]))
+        if io_observers():
+            notify_io([self._output_context(name, value, art, ds, role=role)])
 
 
 def _submit(builder: Callable[..., Iterable[Event]], args: tuple[Any, ...]) -> None:
@@ -414,6 +432,7 @@ class run:  # noqa: N801 - a context manager used like a function, as contextlib
                     plain,
                     self.redact,
                     [],
+                    collect_run_facets(),
                 ),
             )
         token = _current.set(handle)
@@ -556,8 +575,11 @@ class _Tracked:
                     if type(a) not in SCALARS:
                         simple = False
                         break
+            observed: list[Any] | None = [] if io_observers() else None
             if not simple or self.inputs:
-                args, kwargs = self._classify(args, kwargs, level, inputs, handle._pending)
+                args, kwargs = self._classify(
+                    args, kwargs, level, inputs, handle._pending, observed
+                )
             get_writer().submit(
                 (
                     _build_start,
@@ -574,9 +596,15 @@ class _Tracked:
                         None,
                         self.redact,
                         inputs,
+                        collect_run_facets(),
                     ),
                 )
             )
+            if observed:
+                notify_io(
+                    handle._output_context(label, value, art, ds, role="input")
+                    for (label, art, ds), value in zip(inputs, observed, strict=True)
+                )
         except DatatrailError:
             raise
         except Exception:
@@ -592,6 +620,7 @@ class _Tracked:
         level: str,
         inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]],
         pending: list[tuple[str, Any, tuple[int, int] | None]],
+        observed: list[Any] | None = None,
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         names = self.positional
         new_args = []
@@ -599,8 +628,10 @@ class _Tracked:
             label = (
                 names[i] if i < len(names) else f"{self.binder.varargs or 'args'}[{i - len(names)}]"
             )
-            new_args.append(self._one(label, value, level, inputs, pending))
-        new_kwargs = {k: self._one(k, v, level, inputs, pending) for k, v in kwargs.items()}
+            new_args.append(self._one(label, value, level, inputs, pending, observed))
+        new_kwargs = {
+            k: self._one(k, v, level, inputs, pending, observed) for k, v in kwargs.items()
+        }
         return tuple(new_args), new_kwargs
 
     def _one(
@@ -610,6 +641,7 @@ class _Tracked:
         level: str,
         inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]],
         pending: list[tuple[str, Any, tuple[int, int] | None]],
+        observed: list[Any] | None = None,
     ) -> Any:
         forced = label in self.inputs
         if isinstance(value, os.PathLike):
@@ -626,6 +658,8 @@ class _Tracked:
                 return value
             art, ds = artifact_for(value, level=level, as_path=forced and isinstance(value, str))
             inputs.append((label, art, ds))
+            if observed is not None:
+                observed.append(value)
             return _INPUT
         if type(value) in SCALARS:
             return value
@@ -675,6 +709,11 @@ class _Tracked:
                 get_writer().submit(
                     (_build_io, (handle.run_id, handle.job, "output", time.time_ns(), items))
                 )
+                if io_observers():
+                    notify_io(
+                        handle._output_context(name, value, art, ds)
+                        for (name, art, ds), value in zip(items, values, strict=True)
+                    )
         except Exception:
             log.exception(
                 "datatrail: recording the output of %s failed; the call goes on", self.name
