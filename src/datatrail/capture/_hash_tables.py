@@ -541,23 +541,148 @@ def _column_stats(column: Any) -> dict[str, Any]:
     return stats
 
 
-def _pandas_stats(values: Any) -> dict[str, Any]:
+# Distinct estimates: HyperLogLog (2^14 registers, about 0.8% standard error) over a 64-bit
+# hash of each non-null value, vectorised; polars' own HyperLogLog when polars is there.
+_HLL_P: Final = 14
+_MIX1: Final = np.uint64(0xFF51AFD7ED558CCD)
+_MIX2: Final = np.uint64(0xC4CEB9FE1A85EC53)
+
+
+def _mix(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """MurmurHash3's 64-bit finaliser: every input bit reaches every output bit."""
+    x = x ^ (x >> np.uint64(33))
+    x *= _MIX1
+    x ^= x >> np.uint64(33)
+    x *= _MIX2
+    x ^= x >> np.uint64(33)
+    return x
+
+
+def _hash_strings(chunk: Any) -> np.ndarray[Any, Any]:
+    """A 64-bit hash per value of a null-free string/binary chunk, without a Python loop."""
+    large = pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type)
+    offsets = np.frombuffer(
+        chunk.buffers()[1], np.int64 if large else np.int32, count=chunk.offset + len(chunk) + 1
+    )[chunk.offset :].astype(np.int64)
+    lengths = np.diff(offsets)
+    data = chunk.buffers()[2]
+    raw = (
+        np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
+        if data is not None
+        else np.zeros(0, np.uint8)
+    )
+    hashed = _mix(lengths.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+    if raw.size:
+        # Each byte times a weight for its position within its value, summed per value.
+        starts = offsets[:-1] - offsets[0]
+        position = np.arange(raw.size, dtype=np.int64) - np.repeat(starts, lengths)
+        weights = _mix(np.arange(1, int(lengths.max()) + 1, dtype=np.uint64))
+        terms = (raw.astype(np.uint64) + np.uint64(1)) * weights[position]
+        nonempty = lengths > 0
+        sums = np.add.reduceat(terms, starts[nonempty])
+        hashed[nonempty] ^= _mix(sums)
+    return hashed
+
+
+def _hash_chunk(chunk: Any) -> np.ndarray[Any, Any] | None:
+    """64-bit hashes of a null-free Arrow chunk's values, or None for types with no rule."""
+    t = chunk.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+        return _hash_strings(chunk)
+    if pa.types.is_large_binary(t):
+        return _hash_strings(chunk)
+    if pa.types.is_boolean(t):
+        return _mix(np.asarray(chunk.to_numpy(zero_copy_only=False), dtype=np.uint64))
+    if _layout(t) not in ("fixed", "float") or t.bit_width > 64:
+        return None
+    width = t.bit_width // 8
+    raw = np.frombuffer(chunk.buffers()[1], np.uint8, count=(chunk.offset + len(chunk)) * width)
+    values = raw[chunk.offset * width :].view(f"<u{width}")
+    if pa.types.is_floating(t):
+        floats = values.view(f"<f{width}")
+        values = (floats + 0.0).view(f"<u{width}")  # -0.0 and 0.0 are one value
+    return _mix(values.astype(np.uint64))
+
+
+def _hll(column: Any) -> int | None:
+    """Estimated number of distinct non-null values of an Arrow column (HyperLogLog)."""
+    m = 1 << _HLL_P
+    seen = np.zeros(m * 65, dtype=bool)
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    for chunk in chunks:
+        chunk = _decode(chunk)
+        if chunk.null_count:
+            chunk = pc.drop_null(chunk)
+        if len(chunk) == 0:
+            continue
+        hashed = _hash_chunk(chunk)
+        if hashed is None:
+            return None
+        index = (hashed >> np.uint64(64 - _HLL_P)).astype(np.intp)
+        rest = (hashed << np.uint64(_HLL_P)) | np.uint64(1 << (_HLL_P - 1))
+        # rank = leading zeros + 1; rest is never 0, so frexp's exponent is its bit length
+        rank = 65 - np.frexp(rest.astype(np.float64))[1]
+        seen[index * 65 + rank] = True
+    grid = seen.reshape(m, 65)
+    registers = np.where(grid.any(axis=1), 64 - np.argmax(grid[:, ::-1], axis=1), 0)
+    zeros = int((registers == 0).sum())
+    if zeros == m:
+        return 0
+    alpha = 0.7213 / (1 + 1.079 / m)
+    estimate = alpha * m * m / float(np.sum(np.ldexp(1.0, -registers)))
+    if estimate <= 2.5 * m and zeros:
+        estimate = m * math.log(m / zeros)  # linear counting: exact-ish for small counts
+    return round(estimate)
+
+
+def _polars_distinct(names: list[str], columns: list[Any]) -> dict[str, int]:
+    """polars' HyperLogLog over every column at once (in parallel); {} without polars."""
     try:
-        return _column_stats(_pandas_to_arrow(values))
-    except (pa.ArrowException, TypeError, ValueError):
-        return {"nulls": int(values.isna().sum())}
+        import polars as pl
+    except ImportError:
+        return {}
+    keep = [i for i, c in enumerate(columns) if _layout(_storage(c.type)) != "object"]
+    if not keep:
+        return {}
+    try:
+        frame = pl.from_arrow(pa.table({f"c{i}": columns[i] for i in keep}), rechunk=False)
+        assert isinstance(frame, pl.DataFrame)
+        found = frame.select(pl.all().approx_n_unique()).row(0)
+    except (pl.exceptions.PolarsError, pa.ArrowException, TypeError, ValueError):
+        return {}
+    out: dict[str, int] = {}
+    for i, value in zip(keep, found, strict=True):
+        nulls = columns[i].null_count
+        out[names[i]] = max(0, int(value) - (1 if nulls else 0))  # polars counts null as a value
+    return out
+
+
+def _arrow_summary(names: list[str], columns: list[Any], rows: int) -> dict[str, Any]:
+    stats = {name: _column_stats(column) for name, column in zip(names, columns, strict=True)}
+    distinct = _polars_distinct(names, columns)
+    for name, column in zip(names, columns, strict=True):
+        value = distinct.get(name)
+        if value is None:
+            value = _hll(column)
+        if value is not None:
+            # An estimate never above the rows that hold a value.
+            stats[name]["distinct"] = min(value, len(column) - column.null_count)
+    size = sum(int(column.nbytes) for column in columns)
+    return {"rows": rows, "bytes": size, "columns": stats}
 
 
 def summarize_table(obj: Any) -> dict[str, Any] | None:
-    """Rows and per-column nulls/min/max of a pandas, polars or Arrow table or column."""
+    """Quality metrics of a pandas, polars or Arrow table or column, from Arrow buffers.
+
+    ``{"rows", "bytes", "columns": {name: {"nulls", "distinct", "min", "max"}}}``: bytes
+    is the data's size in Arrow form; distinct is a HyperLogLog estimate of the non-null
+    values; min and max only for numbers, dates and times.
+    """
     if isinstance(obj, pa.Table | pa.RecordBatch):
-        names = [str(name) for name in obj.column_names]
-        return {
-            "rows": obj.num_rows,
-            "columns": {name: _column_stats(obj.column(i)) for i, name in enumerate(names)},
-        }
+        labels = [str(name) for name in obj.column_names]
+        return _arrow_summary(labels, [obj.column(i) for i in range(len(labels))], obj.num_rows)
     if isinstance(obj, pa.Array | pa.ChunkedArray):
-        return {"rows": len(obj), "columns": {"": _column_stats(obj)}}
+        return _arrow_summary([""], [obj], len(obj))
     module = type(obj).__module__.split(".", 1)[0]
     if module == "polars":
         import polars as pl
@@ -578,9 +703,19 @@ def summarize_table(obj: Any) -> dict[str, Any] | None:
         if isinstance(obj, pd.Series)
         else obj
     )
-    return {
-        "rows": len(frame),
-        "columns": {
-            str(name): _pandas_stats(frame.iloc[:, i]) for i, name in enumerate(frame.columns)
-        },
-    }
+    names: list[str] = []
+    columns: list[Any] = []
+    others: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(frame.columns):
+        values = frame.iloc[:, i]
+        try:
+            columns.append(_pandas_to_arrow(values))
+            names.append(str(name))
+        except (pa.ArrowException, TypeError, ValueError):
+            others[str(name)] = {"nulls": int(values.isna().sum())}
+    summary = _arrow_summary(names, columns, len(frame))
+    if others:
+        ordered = [str(name) for name in frame.columns]
+        merged = {**summary["columns"], **others}
+        summary["columns"] = {name: merged[name] for name in ordered}
+    return summary

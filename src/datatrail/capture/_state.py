@@ -3,6 +3,12 @@
 Settings come from ``configure()`` or the environment (``DATATRAIL_URL``,
 ``DATATRAIL_LEVEL``, ``DATATRAIL_NAMESPACE``, ``DATATRAIL_DISABLED``); nothing
 is read or opened at import time. The writer starts on the first recorded run.
+
+``DATATRAIL_TRANSPORT=nats://host:4222`` sends events to a NATS JetStream
+stream instead of writing the store directly; ``datatrail ingest`` workers
+commit them. Spill files then go to ``DATATRAIL_SPILL_DIR`` (default
+``.datatrail/spill`` under the working directory); ``DATATRAIL_NATS_STREAM`` and
+``DATATRAIL_NATS_SUBJECT`` name the stream (default ``DATATRAIL``, ``datatrail.events``).
 """
 
 from __future__ import annotations
@@ -139,6 +145,10 @@ def get_writer() -> Writer:
         return writer
     with _state.lock:
         if _state.writer is None:
+            transport = os.environ.get("DATATRAIL_TRANSPORT", "").strip()
+            if transport:
+                _state.writer = _transport_writer(transport)
+                return _state.writer
             home = _resolve_home(_state.settings)
             if not home.signing_key.exists() and home.url.startswith("sqlite:///"):
                 raise ConfigError(
@@ -150,6 +160,23 @@ def get_writer() -> Writer:
 
             _state.writer = Writer(opener, spill_dir=home.path / "spill")
         return _state.writer
+
+
+def _transport_writer(url: str) -> Writer:
+    if not url.startswith(("nats://", "tls://")):
+        raise ConfigError(f"DATATRAIL_TRANSPORT={url!r}: unknown transport; use nats://host:4222")
+    spill = Path(os.environ.get("DATATRAIL_SPILL_DIR") or Path.cwd() / HOME_DIRNAME / "spill")
+
+    def opener() -> Store:
+        from datatrail.emit._nats import DEFAULT_STREAM, DEFAULT_SUBJECT, NatsSink
+
+        return NatsSink(  # type: ignore[return-value]
+            url,
+            stream=os.environ.get("DATATRAIL_NATS_STREAM", DEFAULT_STREAM),
+            subject=os.environ.get("DATATRAIL_NATS_SUBJECT", DEFAULT_SUBJECT),
+        )
+
+    return Writer(opener, spill_dir=spill)
 
 
 def flush(timeout: float | None = None) -> FlushResult:

@@ -23,6 +23,7 @@ from datatrail.capture._hashing import (
     hash_value,
     summarize,
 )
+from datatrail.capture._provenance import trusted_artifact
 from datatrail.errors import HashingError
 from datatrail.model import ArtifactInfo, DatasetRef, file_dataset, uuid7
 
@@ -132,6 +133,12 @@ def artifact_for(
         ds = dataset or file_dataset(path)
         if not path.exists():
             raise HashingError(f"{path}: no such file or directory to record")
+        if not fresh:
+            # A file written through datatrail names its own artifact in a sidecar; trusted
+            # (without hashing) only while size and mtime, or the format's footer, still match.
+            trusted = trusted_artifact(path)
+            if trusted is not None:
+                return trusted[0], ds
         if level == "minimal":
             return _identity("directory" if path.is_dir() else "file"), ds
         hashed = hash_directory(path) if path.is_dir() else hash_file(path)

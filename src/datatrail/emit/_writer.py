@@ -29,7 +29,7 @@ import msgspec
 from datatrail.model import Event, decode_event, encode_event
 from datatrail.store import Store
 
-__all__ = ["FlushResult", "Writer"]
+__all__ = ["FlushResult", "SpillFile", "Writer", "replay_orphans", "spill_status"]
 
 log = logging.getLogger("datatrail")
 
@@ -80,6 +80,7 @@ class Writer:
         self._closed = False
         self._retry_at = 0.0
         self._backoff = 0.5
+        self._orphans_checked = spill_dir is None
         self._thread = threading.Thread(target=self._loop, name="datatrail-writer", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -173,6 +174,13 @@ class Writer:
     def _ensure_store(self) -> Store:
         if self._store is None:
             self._store = self._open_store()
+            if not self._orphans_checked and self._spill_dir is not None:
+                # Spill files left by processes that died before replaying them: ours now.
+                self._orphans_checked = True
+                try:
+                    self._durable += replay_orphans(self._spill_dir, self._store)
+                except Exception as exc:
+                    log.warning("datatrail: replaying orphaned spill files failed: %s", exc)
         return self._store
 
     def _write(self, events: Sequence[Event], *, force_retry: bool) -> None:
@@ -238,3 +246,110 @@ class Writer:
         except Exception as exc:
             log.warning("datatrail: the store is still not writable (%s); will retry", exc)
             self._reset_store()
+
+
+# -- spill files of other processes ------------------------------------------------
+
+
+class SpillFile(msgspec.Struct, frozen=True, kw_only=True):
+    """One spill file: whose it is, whether that process still runs, what it holds."""
+
+    path: str
+    pid: int
+    alive: bool
+    events: int
+    bytes: int
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def _spill_pid(path: Path) -> int | None:
+    stem = path.name.split(".", 1)[0]
+    if not stem.startswith("spill-"):
+        return None
+    try:
+        return int(stem[len("spill-") :])
+    except ValueError:
+        return None
+
+
+def spill_status(spill_dir: Path) -> list[SpillFile]:
+    """Every spill file in ``spill_dir``, with its owner's liveness and event count."""
+    found: list[SpillFile] = []
+    if not spill_dir.is_dir():
+        return found
+    for path in sorted(spill_dir.glob("spill-*.jsonl*")):
+        pid = _spill_pid(path)
+        if pid is None:
+            continue
+        data = path.read_bytes()
+        found.append(
+            SpillFile(
+                path=str(path),
+                pid=pid,
+                alive=_pid_alive(pid) and path.name.endswith(".jsonl"),
+                events=sum(1 for line in data.splitlines() if line.strip()),
+                bytes=len(data),
+            )
+        )
+    return found
+
+
+def _decode_spill(data: bytes, path: Path) -> list[Event]:
+    events: list[Event] = []
+    lines = data.split(b"\n")
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(decode_event(line))
+        except Exception:
+            if n == len(lines):  # a write cut short by a crash: the line was never durable
+                log.warning("datatrail: %s ends in a partial line; it is skipped", path)
+                continue
+            raise
+    return events
+
+
+def replay_orphans(
+    spill_dir: Path, store: Store, *, batch_size: int = 5_000, include_live: bool = False
+) -> int:
+    """Append the spill files of processes that are gone to ``store``; returns events appended.
+
+    Each file is claimed first by renaming it, so two replayers never take the same
+    one; appends deduplicate by event id, so a replay cut short and run again never
+    doubles an event. ``include_live`` also takes files whose process still runs
+    (only for a process's own shutdown or an operator who knows it is stuck).
+    """
+    appended = 0
+    for spill in spill_status(spill_dir):
+        path = Path(spill.path)
+        if spill.alive and not include_live:
+            continue
+        claimed = path
+        if path.name.endswith(".jsonl"):
+            claimed = path.with_name(f"{path.name}.replaying-{os.getpid()}")
+            try:
+                path.rename(claimed)
+            except FileNotFoundError:
+                continue  # another replayer claimed it first
+        else:
+            owner = claimed.name.rsplit("-", 1)[-1]
+            if owner.isdigit() and int(owner) != os.getpid() and _pid_alive(int(owner)):
+                continue  # claimed by a replayer that is still at it
+        events = _decode_spill(claimed.read_bytes(), claimed)
+        for start in range(0, len(events), batch_size):
+            appended += store.append(events[start : start + batch_size], dedupe=True).appended
+        claimed.unlink()
+        log.info("datatrail: replayed %d events from %s", len(events), path.name)
+    return appended

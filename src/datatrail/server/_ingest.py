@@ -1,0 +1,202 @@
+"""OpenLineage ingest: ``POST /api/v1/lineage`` (one event) and ``/api/v1/lineage/batch`` (many).
+
+Compatible with the OpenLineage HTTP transport: JSON bodies, optionally
+gzipped, a bearer token. Each OpenLineage event is validated and mapped to
+datatrail events by :mod:`datatrail.interop.openlineage`; the events of one
+request are appended in one transaction, so an invalid event stores nothing of
+itself. An invalid single event gets 400 with the JSON pointer of its first bad
+field; a batch answers per event (the OpenLineage batch response shape:
+``status``, ``summary``, ``failed_events``), storing the valid ones, and is a 400
+only when every event in it failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from datatrail.errors import ConfigError, InvalidEvent
+from datatrail.model import Event
+from datatrail.server._errors import ApiError, error_body
+from datatrail.server._routes import ApiRoute, Call
+from datatrail.server._schemas import BOOL, INT, STR, array_of, obj, ref
+
+__all__ = ["INGEST_ROUTES"]
+
+PRODUCERS = ("producer",)
+
+
+def _interop() -> Any:
+    try:
+        from datatrail.interop import openlineage
+    except ImportError as exc:  # pragma: no cover - only while the interop package is missing
+        raise ConfigError(
+            f"OpenLineage ingest needs datatrail.interop.openlineage, which cannot be imported ({exc})"
+        ) from None
+    return openlineage
+
+
+def _decode(body: bytes | None) -> Any:
+    if not body:
+        raise InvalidEvent("the request body is empty; send an OpenLineage event as JSON")
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}", pointer="") from None
+
+
+def _mapped(interop: Any, obj: Any) -> list[Event]:
+    """Validate one OpenLineage event and map it; raises :class:`InvalidEvent` with ``pointer``."""
+    if not isinstance(obj, dict):
+        exc = InvalidEvent(
+            f"an OpenLineage event is a JSON object, not {type(obj).__name__}; "
+            "see https://openlineage.io/spec"
+        )
+        exc.pointer = ""  # type: ignore[attr-defined]
+        raise exc
+    interop.validate_openlineage(obj)
+    events: list[Event] = interop.events_from_openlineage(obj)
+    return events
+
+
+def _pointer(exc: InvalidEvent) -> str:
+    pointer = getattr(exc, "pointer", None)
+    return pointer if isinstance(pointer, str) else ""
+
+
+def lineage_event(call: Call) -> dict[str, Any]:
+    """Ingest one OpenLineage RunEvent, DatasetEvent or JobEvent."""
+    interop = _interop()
+    events = _mapped(interop, _decode(call.body))
+    result = call.state.store.append(events)
+    return {
+        "status": "accepted",
+        "events": result.appended,
+        "first_index": result.first_index if result.appended else None,
+        "duplicates": result.duplicates,
+    }
+
+
+def lineage_batch(call: Call) -> Any:
+    """Ingest an array of OpenLineage events; one result per event."""
+    from datatrail.server._errors import JSONResponse
+
+    interop = _interop()
+    items = _decode(call.body)
+    if not isinstance(items, list):
+        raise ApiError(
+            400,
+            "bad_batch",
+            f"a batch is a JSON array of OpenLineage events, not {type(items).__name__}",
+            pointer="",
+        )
+    if not items:
+        raise ApiError(400, "bad_batch", "the batch is empty", pointer="")
+    accepted: list[tuple[int, list[Event]]] = []
+    results: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        try:
+            accepted.append((i, _mapped(interop, item)))
+        except InvalidEvent as exc:
+            pointer = f"/{i}{_pointer(exc)}"
+            error = error_body(exc)["error"] | {"pointer": pointer}
+            failed.append({"index": i, "reason": str(exc), "retriable": False, "pointer": pointer})
+            results.append({"index": i, "status": "rejected", "events": 0, "error": error})
+    stored = None
+    if accepted:
+        stored = call.state.store.append([e for _, events in accepted for e in events])
+    for i, events in accepted:
+        results.append({"index": i, "status": "accepted", "events": len(events)})
+    results.sort(key=lambda r: r["index"])
+    body: dict[str, Any] = {
+        "status": "success" if not failed else "partial_success",
+        "summary": {
+            "received": len(items),
+            "successful": len(accepted),
+            "failed": len(failed),
+            "retriable": 0,
+            "non_retriable": len(failed),
+        },
+        "failed_events": failed,
+        "results": results,
+        "appended": stored.appended if stored is not None else 0,
+        "duplicates": stored.duplicates if stored is not None else 0,
+    }
+    if not accepted:
+        first = failed[0]
+        body["error"] = {
+            "code": "invalid_event",
+            "message": f"every event of the batch was rejected; the first at {first['pointer']}: "
+            f"{first['reason']}",
+            "pointer": first["pointer"],
+        }
+        return JSONResponse(body, status_code=400)
+    return body
+
+
+# The request body is an OpenLineage event (or an array of them); the server validates it
+# against the OpenLineage JSON schemas itself, so OpenAPI only says "a JSON object".
+_OL_EVENT = {
+    "type": "object",
+    "description": "An OpenLineage RunEvent, DatasetEvent or JobEvent "
+    "(https://openlineage.io/apidocs/openapi/).",
+}
+
+INGEST_ROUTES: tuple[ApiRoute, ...] = (
+    ApiRoute(
+        "POST",
+        "/api/v1/lineage",
+        lineage_event,
+        "Ingest one OpenLineage event (HTTP transport compatible)",
+        PRODUCERS,
+        "ingest",
+        ref("IngestResult"),
+        body=_OL_EVENT,
+        errors=(400, 413, 415),
+        description="Validated against the OpenLineage JSON schemas; an invalid event gets 400 "
+        "with `error.pointer`, the JSON pointer of its first bad field, and nothing of it is "
+        "stored. Gzip bodies (`Content-Encoding: gzip`) are accepted; bodies over the server's "
+        "limit get 413.",
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/lineage/batch",
+        lineage_batch,
+        "Ingest an array of OpenLineage events, with a result per event",
+        PRODUCERS,
+        "ingest",
+        obj(
+            ("status", "summary", "failed_events", "results"),
+            status={"type": "string", "enum": ["success", "partial_success"]},
+            summary=obj(
+                ("received", "successful", "failed"),
+                received=INT,
+                successful=INT,
+                failed=INT,
+                retriable=INT,
+                non_retriable=INT,
+            ),
+            failed_events=array_of(
+                obj(("index", "reason"), index=INT, reason=STR, retriable=BOOL, pointer=STR)
+            ),
+            results=array_of(
+                obj(
+                    ("index", "status", "events"),
+                    index=INT,
+                    status={"type": "string", "enum": ["accepted", "rejected"]},
+                    events=INT,
+                )
+            ),
+            appended=INT,
+            duplicates=INT,
+        ),
+        body={"type": "array", "items": _OL_EVENT},
+        errors=(400, 413, 415),
+        description="Valid events are stored (in one transaction) and invalid ones are not; "
+        "`failed_events` lists each rejected event with the JSON pointer of its first bad field "
+        "(`/INDEX/...`). When every event fails the answer is 400 with the same body plus `error`.",
+    ),
+)
+"""The OpenLineage ingest routes."""
