@@ -220,3 +220,36 @@ def test_names_with_markup_characters_are_shown_verbatim(tmp_path):
     assert code == 0
     assert "sales[b]:x.csv" in out.replace("\n", "")
     assert "[bold]job" in out
+
+
+def test_show_artifact_renders_quality_metrics_at_level_full(tmp_path):
+    import pandas as pd
+
+    import datatrail
+    from datatrail.capture import shutdown
+
+    home = tmp_path / ".datatrail"
+    frame = pd.DataFrame({"amount": [3.5, None, 7.25, 1.0], "region": ["n", "s", None, "n"]})
+    datatrail.configure(home=home, level="full")
+    try:
+        with datatrail.run("quality") as r:
+            r.output(frame, name="report")
+        datatrail.flush()
+    finally:
+        shutdown()
+        datatrail.configure(home=None, level="standard")
+    code, out, err = invoke("runs", "--trail", str(home), "--json")
+    assert code == 0, err
+    run_id = json.loads(out)[0]["run_id"]
+    code, out, err = invoke("show", run_id, "--trail", str(home), "--json")
+    artifact = json.loads(out)["run"]["outputs"][0]["artifact_id"]
+    code, out, err = invoke("show", artifact, "--trail", str(home))
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.count("│") >= 5]
+    cells = {
+        row[0]: row
+        for row in ([c.strip() for c in line.split("│") if c.strip()] for line in lines)
+        if row
+    }
+    assert cells["amount"] == ["amount", "1", "3", "1.0", "7.25"]
+    assert cells["region"] == ["region", "1", "2"]

@@ -560,3 +560,19 @@ def test_cli_column_lineage_json_and_errors(chain) -> None:
     assert result.exit_code == 0 and "mart.revenue:revenue" in result.stdout
     result = runner.invoke(app, ["column-lineage", "default:nope:x", "--trail", home])
     assert result.exit_code == 2 and "no column lineage recorded" in result.stderr
+
+
+def test_lineage_column_option_walks_the_same_graph(chain) -> None:
+    from typer.testing import CliRunner
+
+    from datatrail.cli import app
+
+    runner = CliRunner()
+    home = str(chain.home.path)
+    args = ["default:mart.revenue:revenue", "--trail", home, "--json"]
+    direct = runner.invoke(app, ["column-lineage", *args])
+    via_lineage = runner.invoke(app, ["lineage", "--column", *args])
+    assert via_lineage.exit_code == 0, via_lineage.stderr
+    assert json.loads(via_lineage.stdout) == json.loads(direct.stdout)
+    missing = runner.invoke(app, ["lineage", "--column", "default:nope:x", "--trail", home])
+    assert missing.exit_code == 2 and "no column lineage recorded" in missing.stderr

@@ -36,6 +36,7 @@ _LAZY = {
     "read": ("datatrail.governance", "read"),
     "sql": ("datatrail.columns", "sql"),
     "window": ("datatrail.capture._window", "window"),
+    "windows_for": ("datatrail.capture._window", "windows_for"),
 }
 
 

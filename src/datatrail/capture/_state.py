@@ -159,7 +159,34 @@ def get_writer() -> Writer:
                 return open_store(home.url, create=True, signer=home.signer())
 
             _state.writer = Writer(opener, spill_dir=home.path / "spill")
+            _install_extensions(home)
         return _state.writer
+
+
+def _install_extensions(home: Home) -> None:
+    """Switch on what the trail asks for: governed writes, data contracts, the artifact cache.
+
+    Each is imported only here (they build on capture) and each is idempotent; one
+    that fails is logged and left off, never raised into the pipeline.
+    """
+    try:
+        from datatrail.governance import enable_if_configured
+
+        enable_if_configured(home)
+    except Exception:
+        log.exception("datatrail: governed writes could not be switched on")
+    try:
+        from datatrail.contracts import install
+
+        install()
+    except Exception:
+        log.exception("datatrail: data contract checks could not be switched on")
+    try:
+        from datatrail.reproduce import install_cache
+
+        install_cache()  # keeps content only for runs at level full
+    except Exception:
+        log.exception("datatrail: the artifact cache could not be switched on")
 
 
 def _transport_writer(url: str) -> Writer:

@@ -170,10 +170,31 @@ def lineage(
     as_of: str | None = typer.Option(
         None, "--as-of", help="As the trail stood at this time (ISO, date, or 2h/7d ago)."
     ),
+    column: bool = typer.Option(
+        False,
+        "--column",
+        help="NODE is a column, NAMESPACE:NAME:COLUMN: walk column-level lineage from SQL.",
+    ),
+    direct_only: bool = typer.Option(
+        False, "--direct-only", help="With --column: follow only DIRECT (value) links."
+    ),
     trail: str | None = TrailOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Upstream or downstream lineage of a node."""
+    """Upstream or downstream lineage of a node (or, with --column, of a column)."""
+    if column:
+        from datatrail.cli._columns import column_lineage
+
+        column_lineage(
+            column=node,
+            upstream=upstream,
+            depth=depth,
+            direct_only=direct_only,
+            as_of=as_of,
+            trail=trail,
+            json=json,
+        )
+        return
     with open_trail(trail) as t:
         graph = t.lineage(
             _normalise(node),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Group
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
@@ -102,15 +103,38 @@ def artifact_panel(a: ArtifactRecord) -> Panel:
         _kv(table, key, getattr(a, key))
     if a.schema:
         _kv(table, "schema", ", ".join(f"{c}: {t}" for c, t in a.schema))
-    if a.stats:
+    quality = _quality_table(a.stats) if a.stats else None
+    if a.stats and quality is None:
         _kv(table, "stats", a.stats)
+    elif a.stats and "bytes" in a.stats:
+        _kv(table, "bytes (in memory)", a.stats["bytes"])
     for ds in a.datasets:
         _kv(table, "dataset", ds)
     for run in a.produced_by:
         _kv(table, "produced by", run)
     for run in a.used_by:
         _kv(table, "used by", run)
-    return Panel(table, title=f"artifact {a.artifact_id}")
+    if quality is None:
+        return Panel(table, title=f"artifact {a.artifact_id}")
+    return Panel(Group(table, quality), title=f"artifact {a.artifact_id}")
+
+
+def _quality_table(stats: dict[str, Any]) -> Table | None:
+    """Per-column quality metrics (level full) as a table, or None if there are none."""
+    columns = stats.get("columns")
+    if not isinstance(columns, dict) or not columns:
+        return None
+    table = Table(title="quality", title_justify="left")
+    for col in ("column", "nulls", "distinct ≈", "min", "max"):
+        table.add_column(col, overflow="fold")
+    for name, col in columns.items():
+        if not isinstance(col, dict):
+            continue
+        table.add_row(
+            escape(str(name)),
+            *(escape(str(col.get(k, ""))) for k in ("nulls", "distinct", "min", "max")),
+        )
+    return table
 
 
 def dataset_panel(d: DatasetRecord) -> Panel:

@@ -34,6 +34,7 @@ class DemoResult(msgspec.Struct, frozen=True, kw_only=True):
         return data
 
 
+# datatrail: untracked (sets up the demo folder; the pipeline itself is tracked)
 def run_demo(directory: str | Path, *, fresh: bool = False) -> DemoResult:
     """Run the demo pipeline in ``directory`` (its own trail inside), and read back its lineage."""
     import datatrail

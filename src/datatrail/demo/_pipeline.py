@@ -19,6 +19,7 @@ REGIONS = ("north", "south", "east", "west")
 CATEGORIES = ("books", "garden", "kitchen", "toys")
 
 
+# datatrail: untracked (writes the demo's raw input files)
 def write_raw_data(folder: Path, *, seed: int = 20261120, orders: int = 2000) -> dict[str, Path]:
     """Write the raw CSV files (deterministic for a seed); returns their paths."""
     rng = random.Random(seed)

@@ -115,6 +115,15 @@ class Trail:
         self.home = home
         self.store = open_store(home.url, create=False, signer=None)
 
+    def read(self, node: str, *, principal: str, purpose: str | None = None, **options: Any) -> Any:
+        """The data of a dataset or artifact, masked as the policy says, or ``PolicyDenied``.
+
+        Every attempt, allowed or denied, is recorded as an access event.
+        """
+        from datatrail.governance import read
+
+        return read(node, principal=principal, purpose=purpose, trail=self, **options)
+
     def close(self) -> None:
         """Close the store connection."""
         self.store.close()

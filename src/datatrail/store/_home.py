@@ -31,7 +31,7 @@ POLICY_FILE = "policy.yaml"
 
 _STARTER_POLICY = """\
 # datatrail policy: classifications, access rules and retention.
-# See docs/ for the full reference. An empty policy allows nothing to be
+# See docs/policy.md for the full reference. An empty policy allows nothing to be
 # read through the governed path until rules are added.
 version: 1
 classifications: {}
