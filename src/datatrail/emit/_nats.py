@@ -171,12 +171,12 @@ class NatsSink:
         )
 
     def close(self) -> None:
-        """Drain the connection and stop its loop."""
+        """Close the connection and stop its loop."""
         try:
-            if self._nc is not None:
-                self._loop.run(self._nc.drain(), self._timeout)
+            if self._nc is not None:  # every publish was acknowledged: nothing to drain
+                self._loop.run(self._nc.close(), self._timeout)
         except Exception:
-            log.debug("datatrail: draining the NATS connection failed", exc_info=True)
+            log.debug("datatrail: closing the NATS connection failed", exc_info=True)
         finally:
             self._loop.stop()
 
@@ -277,11 +277,11 @@ async def _ingest(
                 progress(stats)
     finally:
         try:
-            await nc.drain()
-        except Exception:  # acknowledgements already sent; a slow drain loses nothing
-            log.debug("datatrail ingest: draining the NATS connection failed", exc_info=True)
-            await nc.close()
+            await nc.flush(timeout=10)  # the last acknowledgements reach the server
+        except Exception:  # unacknowledged messages are redelivered: nothing is lost
+            log.debug("datatrail ingest: flushing the NATS connection failed", exc_info=True)
         finally:
+            await nc.close()
             store.close()
     return stats
 
