@@ -406,3 +406,38 @@ def test_flush_replays_a_dead_process_spill_file(tmp_path: Path) -> None:
         assert replay_orphans(spill, store) == 0
     finally:
         store.close()
+
+
+# -- HTTP transport ----------------------------------------------------------------------------
+
+
+def test_the_http_transport_sends_a_pipeline_to_a_server_exactly_once(tmp_path: Path) -> None:
+    from datatrail.server import create_app
+    from test_server_support import issue_tokens, live_server
+
+    home = init_home(tmp_path / "server" / ".datatrail")
+    tokens = issue_tokens(home, ("producer", "viewer"))
+    store = open_store(home.url)
+    try:
+        before = store.size()  # the two token records
+    finally:
+        store.close()
+    spill = tmp_path / "spill"
+    with live_server(create_app(home)) as base:
+        env = {
+            "DATATRAIL_TRANSPORT": base,
+            "DATATRAIL_TOKEN": tokens["producer"],
+            "DATATRAIL_SPILL_DIR": str(spill),
+        }
+        sent = _finish(_python(PRODUCER, "0", "40", env=env, cwd=tmp_path))
+        assert sent == {"durable": 40 * 5 + 3, "spilled": 0}
+        # A viewer may not write: the batch is refused and waits in the spill file.
+        env["DATATRAIL_TOKEN"] = tokens["viewer"]
+        refused = _finish(_python(PRODUCER, "1", "3", env=env, cwd=tmp_path))
+        assert refused == {"durable": 0, "spilled": 3 * 5 + 3}
+        # With a producer token again, the next process replays the refused batch first.
+        env["DATATRAIL_TOKEN"] = tokens["producer"]
+        again = _finish(_python(PRODUCER, "2", "2", env=env, cwd=tmp_path))
+        assert again == {"durable": refused["spilled"] + 2 * 5 + 3, "spilled": 0}
+    expected = before + sent["durable"] + again["durable"]
+    _check(home.url, home.path, expected=expected, runs=2 * (40 + 3 + 2))

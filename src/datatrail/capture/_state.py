@@ -9,6 +9,8 @@ stream instead of writing the store directly; ``datatrail ingest`` workers
 commit them. Spill files then go to ``DATATRAIL_SPILL_DIR`` (default
 ``.datatrail/spill`` under the working directory); ``DATATRAIL_NATS_STREAM`` and
 ``DATATRAIL_NATS_SUBJECT`` name the stream (default ``DATATRAIL``, ``datatrail.events``).
+``DATATRAIL_TRANSPORT=https://server:8765`` posts events to a datatrail server
+instead, with the token in ``DATATRAIL_TOKEN`` (role ``producer``).
 """
 
 from __future__ import annotations
@@ -190,9 +192,21 @@ def _install_extensions(home: Home) -> None:
 
 
 def _transport_writer(url: str) -> Writer:
-    if not url.startswith(("nats://", "tls://")):
-        raise ConfigError(f"DATATRAIL_TRANSPORT={url!r}: unknown transport; use nats://host:4222")
     spill = Path(os.environ.get("DATATRAIL_SPILL_DIR") or Path.cwd() / HOME_DIRNAME / "spill")
+    if url.startswith(("http://", "https://")):
+        token = os.environ.get("DATATRAIL_TOKEN")
+
+        def http_opener() -> Store:
+            from datatrail.emit._http import HttpSink
+
+            return HttpSink(url, token=token)  # type: ignore[return-value]
+
+        return Writer(http_opener, spill_dir=spill)
+    if not url.startswith(("nats://", "tls://")):
+        raise ConfigError(
+            f"DATATRAIL_TRANSPORT={url!r}: unknown transport; use nats://host:4222 or "
+            "https://server:8765"
+        )
 
     def opener() -> Store:
         from datatrail.emit._nats import DEFAULT_STREAM, DEFAULT_SUBJECT, NatsSink

@@ -81,6 +81,12 @@ class Writer:
         self._retry_at = 0.0
         self._backoff = 0.5
         self._orphans_checked = spill_dir is None
+        self._forwarder: Any = None
+        if os.environ.get("DATATRAIL_OPENLINEAGE_URL"):
+            # Every committed batch also goes to an OpenLineage backend, in the background.
+            from datatrail.interop.openlineage import forwarder_from_env
+
+            self._forwarder = forwarder_from_env()
         self._thread = threading.Thread(target=self._loop, name="datatrail-writer", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -117,6 +123,8 @@ class Writer:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout=60)
+        if self._forwarder is not None:
+            self._forwarder.close()
         if self._store is not None:
             try:
                 self._store.close()
@@ -195,6 +203,8 @@ class Writer:
             result = self._ensure_store().append(events, dedupe=False)
             self._durable += result.appended
             self._backoff = 0.5
+            if self._forwarder is not None:
+                self._forwarder.handle(events)
         except Exception as exc:
             log.warning(
                 "datatrail: the store is not writable (%s); spilling %d events to disk",
@@ -237,8 +247,11 @@ class Writer:
             events = [decode_event(line) for line in lines if line.strip()]
             store = self._ensure_store()
             for start in range(0, len(events), self._batch_size):
-                result = store.append(events[start : start + self._batch_size])
+                batch = events[start : start + self._batch_size]
+                result = store.append(batch)
                 self._durable += result.appended
+                if self._forwarder is not None:
+                    self._forwarder.handle(batch)
             path.unlink()
             log.info("datatrail: replayed %d spilled events into the store", len(events))
             self._spilled = 0

@@ -366,6 +366,13 @@ class Trail:
                 (parsed.namespace, parsed.name),
             )
         if not self.store.query(sql, params):
+            if parsed.kind == "dataset":
+                # An alias (an OpenLineage symlink) names the same dataset as its target.
+                from datatrail.interop.openlineage import resolve_alias
+
+                target = resolve_alias(self.store, str(parsed))
+                if target != str(parsed):
+                    return self.resolve(target)
             raise NodeNotFound(f"no {parsed.kind} {parsed} in this trail")
         return parsed
 

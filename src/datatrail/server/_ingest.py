@@ -46,8 +46,12 @@ def _decode(body: bytes | None) -> Any:
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}", pointer="") from None
 
 
-def _mapped(interop: Any, obj: Any) -> list[Event]:
-    """Validate one OpenLineage event and map it; raises :class:`InvalidEvent` with ``pointer``."""
+def _mapped(mapper: Any, obj: Any) -> list[Event]:
+    """Validate one OpenLineage event and map it; raises :class:`InvalidEvent` with ``pointer``.
+
+    ``mapper`` knows the runs already in the store and those earlier in the request,
+    so a COMPLETE after its START finishes the run rather than starting it again.
+    """
     if not isinstance(obj, dict):
         exc = InvalidEvent(
             f"an OpenLineage event is a JSON object, not {type(obj).__name__}; "
@@ -55,8 +59,7 @@ def _mapped(interop: Any, obj: Any) -> list[Event]:
         )
         exc.pointer = ""  # type: ignore[attr-defined]
         raise exc
-    interop.validate_openlineage(obj)
-    events: list[Event] = interop.events_from_openlineage(obj)
+    events: list[Event] = mapper.map(obj)
     return events
 
 
@@ -67,8 +70,8 @@ def _pointer(exc: InvalidEvent) -> str:
 
 def lineage_event(call: Call) -> dict[str, Any]:
     """Ingest one OpenLineage RunEvent, DatasetEvent or JobEvent."""
-    interop = _interop()
-    events = _mapped(interop, _decode(call.body))
+    mapper = _interop().OpenLineageMapper(call.state.store)
+    events = _mapped(mapper, _decode(call.body))
     result = call.state.store.append(events)
     return {
         "status": "accepted",
@@ -82,7 +85,7 @@ def lineage_batch(call: Call) -> Any:
     """Ingest an array of OpenLineage events; one result per event."""
     from datatrail.server._errors import JSONResponse
 
-    interop = _interop()
+    mapper = _interop().OpenLineageMapper(call.state.store)
     items = _decode(call.body)
     if not isinstance(items, list):
         raise ApiError(
@@ -98,7 +101,7 @@ def lineage_batch(call: Call) -> Any:
     failed: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         try:
-            accepted.append((i, _mapped(interop, item)))
+            accepted.append((i, _mapped(mapper, item)))
         except InvalidEvent as exc:
             pointer = f"/{i}{_pointer(exc)}"
             error = error_body(exc)["error"] | {"pointer": pointer}
@@ -136,6 +139,26 @@ def lineage_batch(call: Call) -> Any:
     return body
 
 
+def native_events(call: Call) -> dict[str, Any]:
+    """Append datatrail's own events (JSON lines), as the HTTP transport of a pipeline sends them."""
+    from datatrail.model import decode_event
+
+    if not call.body:
+        raise InvalidEvent("the request body is empty; send datatrail events as JSON lines")
+    events: list[Event] = []
+    for n, line in enumerate(call.body.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(decode_event(line))
+        except InvalidEvent as exc:
+            raise ApiError(400, "invalid_event", f"line {n}: {exc}", pointer=f"/{n - 1}") from None
+    if not events:
+        raise InvalidEvent("the request body holds no events")
+    result = call.state.store.append(events)  # deduplicated by event id: retries are harmless
+    return {"appended": result.appended, "duplicates": result.duplicates, "size": result.size}
+
+
 # The request body is an OpenLineage event (or an array of them); the server validates it
 # against the OpenLineage JSON schemas itself, so OpenAPI only says "a JSON object".
 _OL_EVENT = {
@@ -145,6 +168,23 @@ _OL_EVENT = {
 }
 
 INGEST_ROUTES: tuple[ApiRoute, ...] = (
+    ApiRoute(
+        "POST",
+        "/api/v1/events",
+        native_events,
+        "Append datatrail events (the HTTP transport of datatrail's own pipelines)",
+        PRODUCERS,
+        "ingest",
+        obj(("appended", "duplicates", "size"), appended=INT, duplicates=INT, size=INT),
+        body={
+            "type": "string",
+            "description": "datatrail events in canonical JSON, one per line (JSON lines).",
+        },
+        errors=(400, 413, 415),
+        description="All lines are appended in one transaction or, if any line is not a valid "
+        "event, none is (400 naming the line). Events already stored (same id) are skipped, so "
+        "a client may retry a batch it is unsure about. Gzip bodies are accepted.",
+    ),
     ApiRoute(
         "POST",
         "/api/v1/lineage",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from datatrail.errors import InvalidNodeId
 from datatrail.model import (
     CodeVersion,
     Environment,
@@ -20,6 +21,7 @@ from datatrail.model import (
     RunFinished,
     RunStarted,
     canonical_bytes,
+    parse_node_id,
 )
 
 __all__ = ["Statements", "derive"]
@@ -93,6 +95,45 @@ _SQL_ERASURE = (
 )
 
 _SQL_RECORD = "INSERT INTO records (idx, topic, subject, ts, data, actor) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+# Datasets and jobs known without a run (an OpenLineage DatasetEvent or JobEvent): the
+# node exists, and a job's declared inputs and outputs are dataset-level lineage.
+_DECLARED = ("dataset.declared", "job.declared")
+
+
+def _declare(
+    ev: Record,
+    idx: int,
+    jobs: list[tuple[object, ...]],
+    datasets: list[tuple[object, ...]],
+    ds_edges: list[tuple[object, ...]],
+) -> None:
+    try:
+        node = parse_node_id(ev.subject or "")
+    except InvalidNodeId:
+        return  # a malformed declaration names nothing; the record itself is kept
+    if ev.topic == "dataset.declared":
+        if node.kind == "dataset":
+            datasets.append((node.namespace, node.name, idx, ev.ts))
+        return
+    if node.kind != "job":
+        return
+    jobs.append((node.namespace, node.name, idx, ev.ts))
+    jkey = f"j:{node.namespace}:{node.name}"
+    for role in ("inputs", "outputs"):
+        declared = ev.data.get(role)
+        for item in declared if isinstance(declared, list) else []:
+            try:
+                ds = parse_node_id(item) if isinstance(item, str) else None
+            except InvalidNodeId:
+                continue
+            if ds is None or ds.kind != "dataset":
+                continue
+            datasets.append((ds.namespace, ds.name, idx, ev.ts))
+            dkey = f"d:{ds.namespace}:{ds.name}"
+            pair = (dkey, jkey) if role == "inputs" else (jkey, dkey)
+            ds_edges.append((*pair, idx, ev.ts))
 
 
 def _json(value: object) -> str | None:
@@ -186,6 +227,8 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
                     _json(ev.actor),
                 )
             )
+            if ev.topic in _DECLARED and ev.subject:
+                _declare(ev, idx, jobs, datasets, ds_edges)
     wholes = []
     for run_id in [r for r in starts if r in ends]:
         start, end = starts.pop(run_id), ends.pop(run_id)

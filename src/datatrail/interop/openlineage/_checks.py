@@ -1,0 +1,232 @@
+"""The small checker combinators the OpenLineage validator is written in.
+
+A checker is ``check(value, pointer)``: it returns when the value fits and
+raises :class:`Bad` naming the JSON pointer of the first misfit otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = [
+    "Bad",
+    "Check",
+    "all_of",
+    "any_of",
+    "arr",
+    "boolean",
+    "const",
+    "enum",
+    "esc",
+    "integer",
+    "lazy",
+    "matches",
+    "minimum",
+    "number",
+    "obj",
+    "one_of",
+    "short",
+    "string",
+    "uuid_str",
+    "want",
+]
+
+
+class Bad(Exception):
+    """A value that does not fit: where (JSON pointer) and why."""
+
+    def __init__(self, pointer: str, message: str) -> None:
+        super().__init__(message)
+        self.pointer = pointer
+        self.message = message
+
+
+Check = Callable[[Any, str], None]
+"""A checker: returns if ``value`` fits, else raises :class:`Bad` at ``pointer``."""
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def esc(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def want(kind: str, value: Any, p: str) -> None:
+    raise Bad(p, f"expected {kind}, got {_type_name(value)} {short(value)}")
+
+
+def short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def string(value: Any, p: str) -> None:
+    if not isinstance(value, str):
+        want("a string", value, p)
+
+
+def integer(value: Any, p: str) -> None:
+    # JSON Schema's integer is a number with no fraction: 3.0 counts, True does not.
+    if isinstance(value, bool) or not (
+        isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    ):
+        want("an integer", value, p)
+
+
+def number(value: Any, p: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        want("a number", value, p)
+
+
+def boolean(value: Any, p: str) -> None:
+    if not isinstance(value, bool):
+        want("a boolean", value, p)
+
+
+def uuid_str(value: Any, p: str) -> None:
+    if not isinstance(value, str):
+        want("a UUID string", value, p)
+    if not _UUID.match(value):
+        raise Bad(
+            p, f"expected a UUID such as 0192f3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b, got {short(value)}"
+        )
+
+
+def minimum(limit: int) -> Check:
+    def check(value: Any, p: str) -> None:
+        integer(value, p)
+        if value < limit:
+            raise Bad(p, f"must be at least {limit}, got {value}")
+
+    return check
+
+
+def enum(*values: str) -> Check:
+    allowed = frozenset(values)
+
+    def check(value: Any, p: str) -> None:
+        if not isinstance(value, str) or value not in allowed:
+            raise Bad(p, f"must be one of {', '.join(values)}; got {short(value)}")
+
+    return check
+
+
+def const(expected: str) -> Check:
+    def check(value: Any, p: str) -> None:
+        if value != expected:
+            raise Bad(p, f"must be {expected!r}, got {short(value)}")
+
+    return check
+
+
+def arr(item: Check) -> Check:
+    def check(value: Any, p: str) -> None:
+        if not isinstance(value, list):
+            want("an array", value, p)
+        for i, v in enumerate(value):
+            item(v, f"{p}/{i}")
+
+    return check
+
+
+def obj(
+    props: Mapping[str, Check] | None = None,
+    required: tuple[str, ...] = (),
+    *,
+    extra: Check | None = None,
+    closed: bool = False,
+    together: tuple[str, ...] = (),
+) -> Check:
+    """An object: typed known ``props``, ``required`` names, ``extra`` for any other key.
+
+    ``closed`` refuses unknown keys; ``together`` names keys that need each other.
+    """
+    known = dict(props or {})
+
+    def check(value: Any, p: str) -> None:
+        if not isinstance(value, dict):
+            want("an object", value, p)
+        for name in required:
+            if name not in value:
+                raise Bad(f"{p}/{esc(name)}", "required field is missing")
+        for name in together:
+            if name in value:
+                for other in together:
+                    if other not in value:
+                        raise Bad(f"{p}/{esc(other)}", f"required when {name!r} is given")
+        for key, v in value.items():
+            sub = known.get(key)
+            if sub is not None:
+                sub(v, f"{p}/{esc(key)}")
+            elif closed:
+                raise Bad(f"{p}/{esc(key)}", "unknown field (the object allows no others)")
+            elif extra is not None:
+                extra(v, f"{p}/{esc(key)}")
+
+    return check
+
+
+def all_of(*checks: Check) -> Check:
+    def check(value: Any, p: str) -> None:
+        for c in checks:
+            c(value, p)
+
+    return check
+
+
+def matches(c: Check, value: Any, p: str) -> Bad | None:
+    try:
+        c(value, p)
+    except Bad as bad:
+        return bad
+    return None
+
+
+def one_of(*alts: Check, what: str) -> Check:
+    def check(value: Any, p: str) -> None:
+        errors = [matches(a, value, p) for a in alts]
+        passed = sum(e is None for e in errors)
+        if passed == 1:
+            return
+        if passed > 1:
+            raise Bad(p, f"matches more than one kind of {what}; it must match exactly one")
+        deepest = max((e for e in errors if e is not None), key=lambda e: len(e.pointer))
+        raise Bad(deepest.pointer, f"not a valid {what}: {deepest.message}")
+
+    return check
+
+
+def any_of(*alts: Check, what: str) -> Check:
+    def check(value: Any, p: str) -> None:
+        errors = [matches(a, value, p) for a in alts]
+        if any(e is None for e in errors):
+            return
+        deepest = max((e for e in errors if e is not None), key=lambda e: len(e.pointer))
+        raise Bad(deepest.pointer, f"not a valid {what}: {deepest.message}")
+
+    return check
+
+
+def lazy(get: Callable[[], Check]) -> Check:
+    def check(value: Any, p: str) -> None:
+        get()(value, p)
+
+    return check

@@ -1,0 +1,181 @@
+"""A fast validator for OpenLineage 2-0-2 events and the standard facets.
+
+The official JSON Schemas are not shipped (nor needed at runtime): the event
+structure and every standard facet are described here in a few small checkers
+written for datatrail, and the test suite cross-checks them against
+``jsonschema`` validating the official schemas on every sample event. Formats
+are annotations in the schemas; of them only ``uuid`` is asserted (run ids
+become node ids), plus an ``eventTime`` that must parse as ISO 8601 (with or
+without a zone, as Marquez accepts), since every datatrail event needs a time.
+
+Errors name the JSON pointer of the first bad field (``/run/runId``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from datatrail.errors import InvalidEvent
+from datatrail.interop.openlineage._checks import (
+    Bad,
+    arr,
+    enum,
+    matches,
+    obj,
+    short,
+    string,
+    uuid_str,
+    want,
+)
+from datatrail.interop.openlineage._facets import CONTAINERS, facets_check
+
+__all__ = [
+    "InvalidOpenLineageEvent",
+    "event_kind",
+    "parse_event_time",
+    "validate_facets",
+    "validate_openlineage",
+]
+
+
+class InvalidOpenLineageEvent(InvalidEvent):
+    """An OpenLineage event breaks the 2-0-2 schema; ``pointer`` names the first bad field."""
+
+    def __init__(self, message: str, pointer: str) -> None:
+        super().__init__(f"{pointer or '/'}: {message}")
+        self.pointer = pointer
+        """JSON pointer (RFC 6901) of the first bad field, ``""`` for the whole event."""
+        self.reason = message
+
+
+# -- the event -----------------------------------------------------------------------------
+
+_RUN = obj({"runId": uuid_str, "facets": facets_check("run")}, ("runId",))
+_JOB = obj(
+    {"namespace": string, "name": string, "facets": facets_check("job")}, ("namespace", "name")
+)
+_DATASET = obj(
+    {"namespace": string, "name": string, "facets": facets_check("dataset")}, ("namespace", "name")
+)
+_INPUT = obj(
+    {
+        "namespace": string,
+        "name": string,
+        "facets": facets_check("dataset"),
+        "inputFacets": facets_check("input"),
+    },
+    ("namespace", "name"),
+)
+_OUTPUT = obj(
+    {
+        "namespace": string,
+        "name": string,
+        "facets": facets_check("dataset"),
+        "outputFacets": facets_check("output"),
+    },
+    ("namespace", "name"),
+)
+_EVENT_TYPE = enum("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
+_IO = obj({"inputs": arr(_INPUT), "outputs": arr(_OUTPUT)})
+
+
+def parse_event_time(text: str) -> datetime | None:
+    """``eventTime`` as an aware datetime (UTC when it has no zone), or None if it does not parse."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    # Python keeps microseconds; producers send up to nanoseconds.
+    value = re.sub(r"(\.\d{6})\d+", r"\1", value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _event_time(value: Any, p: str) -> None:
+    string(value, p)
+    if parse_event_time(value) is None:
+        raise Bad(p, f"not an ISO 8601 date-time: {short(value)}")
+
+
+_BASE_EVENT = obj(
+    {"eventTime": _event_time, "producer": string, "schemaURL": string},
+    ("eventTime", "producer", "schemaURL"),
+)
+
+
+def event_kind(event: Mapping[str, Any]) -> str:
+    """Which event a (valid) object is: ``run``, ``job`` or ``dataset``."""
+    if "run" in event and "job" in event:
+        return "run"
+    if (
+        "job" in event
+        and "run" not in event
+        and matches(_JOB, event["job"], "/job") is None
+        and matches(_IO, event, "") is None
+    ):
+        return "job"
+    return "dataset"
+
+
+def _validate(event: Any) -> None:
+    if not isinstance(event, dict):
+        want("an OpenLineage event (a JSON object)", event, "")
+    _BASE_EVENT(event, "")
+    has_run, has_job, has_dataset = "run" in event, "job" in event, "dataset" in event
+    if has_run and has_job:  # only a RunEvent can have both
+        obj({"eventType": _EVENT_TYPE, "run": _RUN, "job": _JOB}, ("run", "job"))(event, "")
+        _IO(event, "")
+        return
+    # Otherwise exactly one of JobEvent (job, no run) and DatasetEvent (dataset) must match.
+    job_error: Bad | None = None
+    if has_job:  # no run here
+        job_error = matches(_JOB, event["job"], "/job") or matches(_IO, event, "")
+    ds_error = matches(_DATASET, event["dataset"], "/dataset") if has_dataset else None
+    job_ok = has_job and job_error is None
+    ds_ok = has_dataset and ds_error is None
+    if job_ok and ds_ok:
+        raise Bad(
+            "/dataset", "an event with a job and a dataset is both a JobEvent and a DatasetEvent"
+        )
+    if job_ok or ds_ok:
+        return
+    if job_error is not None:
+        raise job_error
+    if ds_error is not None:
+        raise ds_error
+    if has_run:
+        raise Bad("/job", "required field is missing (a RunEvent has a run and a job)")
+    raise Bad(
+        "/run", "required field is missing (an event needs a run and a job, a job, or a dataset)"
+    )
+
+
+def validate_openlineage(event: Any) -> None:
+    """Check an OpenLineage 2-0-2 RunEvent, JobEvent or DatasetEvent and its standard facets.
+
+    Raises :class:`InvalidOpenLineageEvent` (an :class:`~datatrail.errors.InvalidEvent`)
+    whose ``pointer`` names the first bad field and whose message says what is wrong.
+    """
+    try:
+        _validate(event)
+    except Bad as bad:
+        raise InvalidOpenLineageEvent(bad.message, bad.pointer) from None
+
+
+def validate_facets(kind: str, facets: Any, pointer: str = "") -> None:
+    """Check one facets object of ``kind`` run, job, dataset, input or output."""
+    if kind not in CONTAINERS:
+        raise ValueError(f"unknown facet kind {kind!r}; use one of {', '.join(CONTAINERS)}")
+    try:
+        facets_check(kind)(facets, pointer)
+    except Bad as bad:
+        raise InvalidOpenLineageEvent(bad.message, bad.pointer) from None
