@@ -62,3 +62,37 @@ def test_a_pipeline_is_forwarded_to_an_openlineage_backend(
     complete = next(e for e in events if e.get("eventType") == "COMPLETE")
     assert [d["name"] for d in complete["inputs"]] == [str(source.resolve())]
     assert [d["name"] for d in complete["outputs"]] == [str(out.resolve())]
+
+
+def test_only_allowlisted_environment_variables_are_recorded_and_exported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datatrail.capture import _state
+    from datatrail.interop.openlineage import export_openlineage
+    from datatrail.store import SQLiteStore
+
+    monkeypatch.setattr(_state, "_ALLOWLIST", None)
+    monkeypatch.setenv("DATATRAIL_ENV_ALLOWLIST", "DT_TEST_BUILD, DT_TEST_UNSET")
+    monkeypatch.setenv("DT_TEST_BUILD", "build-42")
+    monkeypatch.setenv("DT_TEST_SECRET", "hunter2")
+    datatrail.configure(home=tmp_path / ".datatrail")
+    try:
+        with datatrail.run("with-env"):
+            pass
+        datatrail.flush()
+    finally:
+        shutdown()
+        datatrail.configure(home=None)
+        monkeypatch.setattr(_state, "_ALLOWLIST", None)
+    store = SQLiteStore(tmp_path / ".datatrail" / "trail.db")
+    try:
+        raw = b"".join(e.body or b"" for e in store.events())
+        assert b"build-42" in raw and b"hunter2" not in raw
+        events = list(export_openlineage(store, env_allowlist=("DT_TEST_BUILD",)))
+    finally:
+        store.close()
+    facets = [e["run"]["facets"].get("environmentVariables") for e in events]
+    variables = [f["environmentVariables"] for f in facets if f]
+    assert variables and all(
+        v == [{"name": "DT_TEST_BUILD", "value": "build-42"}] for v in variables
+    )

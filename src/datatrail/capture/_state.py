@@ -9,7 +9,9 @@ stream instead of writing the store directly; ``datatrail ingest`` workers
 commit them. Spill files then go to ``DATATRAIL_SPILL_DIR`` (default
 ``.datatrail/spill`` under the working directory); ``DATATRAIL_NATS_STREAM`` and
 ``DATATRAIL_NATS_SUBJECT`` name the stream (default ``DATATRAIL``, ``datatrail.events``).
-``DATATRAIL_TRANSPORT=https://server:8765`` posts events to a datatrail server
+Runs keep the environment variables named in ``DATATRAIL_ENV_ALLOWLIST``
+(comma-separated; default: CI and build identifiers such as ``GITHUB_SHA``), and
+no others. ``DATATRAIL_TRANSPORT=https://server:8765`` posts events to a datatrail server
 instead, with the token in ``DATATRAIL_TOKEN`` (role ``producer``).
 """
 
@@ -184,11 +186,38 @@ def _install_extensions(home: Home) -> None:
     except Exception:
         log.exception("datatrail: data contract checks could not be switched on")
     try:
+        from datatrail.capture._hooks import register_run_facets
+
+        register_run_facets(_environment_variables)
+    except Exception:
+        log.exception("datatrail: allowlisted environment variables will not be recorded")
+    try:
         from datatrail.reproduce import install_cache
 
         install_cache()  # keeps content only for runs at level full
     except Exception:
         log.exception("datatrail: the artifact cache could not be switched on")
+
+
+def _env_allowlist() -> tuple[str, ...]:
+    named = os.environ.get("DATATRAIL_ENV_ALLOWLIST")
+    if named is not None:
+        return tuple(n.strip() for n in named.split(",") if n.strip())
+    from datatrail.interop.openlineage import DEFAULT_ENV_ALLOWLIST
+
+    return DEFAULT_ENV_ALLOWLIST
+
+
+def _environment_variables() -> dict[str, dict[str, str]] | None:
+    """The allowlisted environment variables set now (never others: they may hold secrets)."""
+    global _ALLOWLIST
+    if _ALLOWLIST is None:
+        _ALLOWLIST = _env_allowlist()
+    found = {name: os.environ[name] for name in _ALLOWLIST if name in os.environ}
+    return {"environmentVariables": found} if found else None
+
+
+_ALLOWLIST: tuple[str, ...] | None = None
 
 
 def _transport_writer(url: str) -> Writer:
