@@ -209,15 +209,21 @@ def _env_allowlist() -> tuple[str, ...]:
 
 
 def _environment_variables() -> dict[str, dict[str, str]] | None:
-    """The allowlisted environment variables set now (never others: they may hold secrets)."""
-    global _ALLOWLIST
+    """The allowlisted environment variables (never others: they may hold secrets).
+
+    Read once per process, on its first run: the variables that describe a build or
+    a CI job do not change while it runs, and a run should not pay for reading them.
+    """
+    global _ALLOWLIST, _ENV_FACET
     if _ALLOWLIST is None:
         _ALLOWLIST = _env_allowlist()
-    found = {name: os.environ[name] for name in _ALLOWLIST if name in os.environ}
-    return {"environmentVariables": found} if found else None
+        found = {name: os.environ[name] for name in _ALLOWLIST if name in os.environ}
+        _ENV_FACET = {"environmentVariables": found} if found else None
+    return _ENV_FACET
 
 
 _ALLOWLIST: tuple[str, ...] | None = None
+_ENV_FACET: dict[str, dict[str, str]] | None = None
 
 
 def _transport_writer(url: str) -> Writer:

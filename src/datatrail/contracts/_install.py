@@ -68,6 +68,7 @@ class ContractChecker:
         self._key: tuple[Any, ...] | None = None
         self._checked_log = 0.0
         self._contracts: dict[str, tuple[Contract, int]] = {}
+        self._found: tuple[Any, Home | None] | None = None
 
     def home(self) -> Home | None:
         """The trail whose contracts apply."""
@@ -75,7 +76,15 @@ class ContractChecker:
             return self._home
         from datatrail.capture import settings
 
-        return settings().home or find_home()
+        current = settings()
+        if current.home is not None:
+            return current.home
+        # Looking for .datatrail/ walks the folders up from here: once per settings, not
+        # once per output (settings change identity whenever configure() changes them).
+        found = self._found
+        if found is None or found[0] is not current:
+            found = self._found = (current, find_home())
+        return found[1]
 
     def contracts(self) -> dict[str, tuple[Contract, int]]:
         """Every dataset's contract and its version number, reloaded when anything changed."""
