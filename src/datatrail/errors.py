@@ -18,7 +18,9 @@ catch ``ValueError`` or ``PermissionError`` keep working::
     │   ├── SignatureError             a signed note does not verify
     │   └── KeyFileError (ValueError)  a key file is missing or malformed
     ├── HashingError (ValueError)      content that cannot be read to be hashed
-    ├── PolicyError (ValueError)       a policy document that does not validate (file, line, column)
+    ├── DocumentError (ValueError)     a YAML document that does not validate (file, line, column)
+    │   ├── PolicyError                a policy document
+    │   └── ContractError              a contracts document
     ├── PolicyDenied (PermissionError) governance refused an action; carries the decision
     └── ContractViolation (ValueError) an output breaks its dataset's contract (mode ``block``)
 
@@ -30,8 +32,10 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ContractError",
     "ContractViolation",
     "DatatrailError",
+    "DocumentError",
     "HashingError",
     "InvalidEvent",
     "InvalidNodeId",
@@ -129,8 +133,12 @@ class HashingError(DatatrailError, ValueError):
     status = 400
 
 
-class PolicyError(DatatrailError, ValueError):
-    """A policy document does not parse or validate; the message names file, line and column."""
+class DocumentError(DatatrailError, ValueError):
+    """A YAML document (policy, contracts) does not parse or validate, located in its file.
+
+    The message starts ``FILE:LINE:COLUMN:``; ``path`` says where in the document's
+    structure, as ``access[2].actions[0]``.
+    """
 
     status = 400
 
@@ -156,7 +164,14 @@ class PolicyError(DatatrailError, ValueError):
         self.line = line
         self.column = column
         self.path = path
-        """Where in the document, as ``access[2].actions[0]``."""
+
+
+class PolicyError(DocumentError):
+    """A policy document does not parse or validate; the message names file, line and column."""
+
+
+class ContractError(DocumentError):
+    """A contracts document does not parse or validate; the message names file, line and column."""
 
 
 class PolicyDenied(DatatrailError, PermissionError):

@@ -16,6 +16,7 @@ from datatrail.cli._common import (
     emit_json,
     guarded,
     open_trail,
+    signing_store,
 )
 
 __all__ = ["register"]
@@ -27,12 +28,6 @@ alerts_app = typer.Typer(
 )
 
 _SEVERITY = {"info": "cyan", "warning": "yellow", "critical": "red"}
-
-
-def _signing(t: object) -> object:
-    from datatrail.cli._audit import _signing_store
-
-    return _signing_store(t)  # type: ignore[arg-type]
 
 
 @alerts_app.callback(invoke_without_command=True)
@@ -89,11 +84,11 @@ def alerts_scan(
     from datatrail.alerts import scan
 
     with open_trail(trail) as t:
-        store = _signing(t)
+        store = signing_store(t, "recording alerts")
         try:
-            result = scan(store, since=since, notify=not no_notify)  # type: ignore[arg-type]
+            result = scan(store, since=since, notify=not no_notify)
         finally:
-            store.close()  # type: ignore[attr-defined]
+            store.close()
     if json:
         emit_json(result.to_dict())
         return
@@ -119,11 +114,11 @@ def alerts_ack(
     from datatrail.alerts import ack
 
     with open_trail(trail) as t:
-        store = _signing(t)
+        store = signing_store(t, "recording alerts")
         try:
-            alert = ack(store, alert_id, by=by or getpass.getuser(), note=note)  # type: ignore[arg-type]
+            alert = ack(store, alert_id, by=by or getpass.getuser(), note=note)
         finally:
-            store.close()  # type: ignore[attr-defined]
+            store.close()
     if json:
         emit_json(alert.to_dict())
         return

@@ -34,11 +34,12 @@ from datatrail.cli._common import (
     guarded,
     open_trail,
     progress_bar,
+    signing_store,
 )
-from datatrail.errors import DatatrailError, KeyFileError, StoreError
+from datatrail.errors import DatatrailError, StoreError
 from datatrail.ledger import Verifier, load_verifier, open_checkpoint
 from datatrail.lineage import Trail
-from datatrail.store import Home, Store, open_store
+from datatrail.store import Home
 
 __all__ = ["register"]
 
@@ -66,17 +67,6 @@ def _key(t: Trail, key: str | None) -> Verifier | None:
         return load_verifier(key)
     home = _home(t)
     return load_verifier(home.verifier_key) if home.verifier_key.exists() else None
-
-
-def _signing_store(t: Trail) -> Store:
-    """The trail's store opened again with its signing key (an erasure appends a receipt)."""
-    home = _home(t)
-    signer = home.signer()
-    if signer is None:
-        raise KeyFileError(
-            f"erasing needs the trail's signing key, and {home.signing_key} does not exist"
-        )
-    return open_store(home.url, create=False, signer=signer)
 
 
 # -- verify ---------------------------------------------------------------------------
@@ -141,7 +131,7 @@ def erase_command(
 ) -> None:
     """Erase an event's payload; a receipt in the log accounts for it and the tree still verifies."""
     with open_trail(trail) as t:
-        store = _signing_store(t)
+        store = signing_store(t, "erasing")
     try:
         result = erase(store, event, reason=reason)
     finally:

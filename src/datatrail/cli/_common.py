@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from datatrail.errors import DatatrailError
+from datatrail.errors import DatatrailError, KeyFileError, StoreError
 from datatrail.lineage import Trail
+from datatrail.store import Store, open_store
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -31,6 +32,7 @@ __all__ = [
     "open_trail",
     "progress_bar",
     "run_app",
+    "signing_store",
 ]
 
 EXIT_CHECK_FAILED = 1
@@ -64,6 +66,21 @@ def open_trail(trail: str | None) -> Trail:
     if trail is not None and "://" not in trail and not Path(trail).exists():
         raise fail(f"{trail}: no such trail folder or store file")
     return Trail(trail)
+
+
+def signing_store(t: Trail, action: str) -> Store:
+    """The trail's store opened again with its signing key, for commands that append.
+
+    ``action`` names what needs the key, for the error: "erasing", "changing the policy".
+    """
+    if t.home is None:  # pragma: no cover - open_trail always opens by path or URL
+        raise StoreError("this trail has no folder, so no signing key")
+    signer = t.home.signer()
+    if signer is None:
+        raise KeyFileError(
+            f"{action} needs the trail's signing key, and {t.home.signing_key} does not exist"
+        )
+    return open_store(t.home.url, create=False, signer=signer)
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from datatrail.cli._common import (
     fail,
     guarded,
     open_trail,
+    signing_store,
 )
 
 __all__ = ["register"]
@@ -80,12 +81,11 @@ def apply(
     json: bool = JsonOpt,
 ) -> None:
     """Record a new version of every contract that changed."""
-    from datatrail.cli._audit import _signing_store
     from datatrail.contracts import apply_contracts, load_contracts
 
     with open_trail(trail) as t:
         contracts = load_contracts(_contracts_file(t, file))
-        store = _signing_store(t)
+        store = signing_store(t, "recording a contract")
         try:
             added = apply_contracts(store, contracts, reason=reason, by=by or getpass.getuser())
         finally:

@@ -176,8 +176,9 @@ def flush_command(
 
     key_home = _key_home(home)
     folder = _spill_dir(home or key_home.path)
-    waiting = [s for s in spill_status(folder) if not s.alive]
-    live = [s for s in spill_status(folder) if s.alive]
+    files = spill_status(folder)
+    waiting = [s for s in files if not s.alive]
+    live = [s for s in files if s.alive]
     store = _writable(target or key_home.url, key_home, create=True)
     try:
         appended = replay_orphans(folder, store)

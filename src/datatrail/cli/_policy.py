@@ -24,10 +24,8 @@ from datatrail.cli._common import (
     fail,
     guarded,
     open_trail,
+    signing_store,
 )
-from datatrail.errors import KeyFileError
-from datatrail.lineage import Trail
-from datatrail.store import Store, open_store
 
 __all__ = ["register"]
 
@@ -49,18 +47,6 @@ def _principal(value: str | None) -> str:
     from datatrail.governance import principal_name
 
     return value or principal_name()
-
-
-def _signing(t: Trail) -> Store:
-    """The trail's store opened with its signing key: policy changes append records."""
-    if t.home is None:  # pragma: no cover - open_trail opens by path or URL
-        raise KeyFileError("this trail has no folder, so no signing key")
-    signer = t.home.signer()
-    if signer is None:
-        raise KeyFileError(
-            f"changing the policy needs the trail's signing key, {t.home.signing_key}"
-        )
-    return open_store(t.home.url, create=False, signer=signer)
 
 
 def _load(file: Path) -> Any:
@@ -147,7 +133,7 @@ def apply_command(
 
     policy = _load(file)
     with open_trail(trail) as t:
-        store = _signing(t)
+        store = signing_store(t, "changing the policy")
         try:
             before = active_policy(store)
             result = apply_policy(
@@ -175,7 +161,7 @@ def approve_command(
     from datatrail.governance._notify import notify_policy_change
 
     with open_trail(trail) as t:
-        store = _signing(t)
+        store = signing_store(t, "changing the policy")
         try:
             before = active_policy(store)
             result = approve_policy(store, version, principal=_principal(principal), reason=reason)
@@ -203,7 +189,7 @@ def reject_command(
     from datatrail.governance import reject_policy
 
     with open_trail(trail) as t:
-        store = _signing(t)
+        store = signing_store(t, "changing the policy")
         try:
             result = reject_policy(store, version, principal=_principal(principal), reason=reason)
         finally:
@@ -223,7 +209,7 @@ def rollback_command(
     from datatrail.governance import rollback_policy
 
     with open_trail(trail) as t:
-        store = _signing(t)
+        store = signing_store(t, "changing the policy")
         try:
             result = rollback_policy(store, version, principal=_principal(principal), reason=reason)
         finally:
@@ -385,7 +371,7 @@ def classify_command(
 
     who = _principal(principal)
     with open_trail(trail) as t:
-        store = _signing(t)
+        store = signing_store(t, "changing the policy")
         try:
             index = classify(store, dataset, label, reason=reason, by=who)
         finally:

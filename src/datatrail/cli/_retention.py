@@ -24,10 +24,9 @@ from datatrail.cli._common import (
     fail,
     guarded,
     open_trail,
+    signing_store,
 )
-from datatrail.errors import KeyFileError, StoreError
 from datatrail.lineage import Trail
-from datatrail.store import Store, open_store
 
 __all__ = ["register"]
 
@@ -60,18 +59,6 @@ _STATUS_COLOR = {
     "purged": "dim",
     "unmatched": "dim",
 }
-
-
-def _signing(t: Trail) -> Store:
-    """The trail's store opened with its signing key: these commands append records."""
-    if t.home is None:  # pragma: no cover - open_trail always opens by path or URL
-        raise StoreError("this trail has no folder, so no signing key")
-    signer = t.home.signer()
-    if signer is None:
-        raise KeyFileError(
-            f"recording needs the trail's signing key, and {t.home.signing_key} does not exist"
-        )
-    return open_store(t.home.url, create=False, signer=signer)
 
 
 def _policy(path: Path | None) -> tuple[Any, int | None]:
@@ -173,7 +160,7 @@ def apply_command(
         raise fail(f"--erase-payloads {payloads!r}: use values, all or none")
     doc, version = _policy(policy)
     with open_trail(trail) as t:
-        store = _signing(t)
+        store = signing_store(t, "recording")
         try:
             result = apply(
                 store,
@@ -244,7 +231,7 @@ def _decide(
     from datatrail.retention import decide_review
 
     with open_trail(trail) as t:
-        store = _signing(t)
+        store = signing_store(t, "recording")
         try:
             record = decide_review(
                 store,
@@ -313,7 +300,7 @@ def event_command(
     from datatrail.retention import record_event
 
     with open_trail(trail) as t:
-        store = _signing(t)
+        store = signing_store(t, "recording")
         try:
             index = record_event(store, name, node, at=at, by=by)
         finally:
@@ -395,7 +382,7 @@ def hold_add_command(
     from datatrail.retention import add_hold
 
     with open_trail(trail) as t:
-        store = _signing(t)
+        store = signing_store(t, "recording")
         try:
             hold = add_hold(store, node, case=case or "", reason=reason or "", by=by)
         finally:
@@ -419,7 +406,7 @@ def hold_release_command(
     from datatrail.retention import release_hold
 
     with open_trail(trail) as t:
-        store = _signing(t)
+        store = signing_store(t, "recording")
         try:
             hold = release_hold(store, node, case=case or "", reason=reason or "", by=by)
         finally:
@@ -499,7 +486,7 @@ def erase_data_command(
                 )
                 console.print(f"  {_short(i.artifact)} {escape(i.dataset or '(in memory)')} {flag}")
             return
-        store = _signing(t)
+        store = signing_store(t, "recording")
         try:
             assert t.home is not None
             signer = t.home.signer()

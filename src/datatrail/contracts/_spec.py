@@ -28,7 +28,7 @@ from typing import Any, Final, Literal
 import msgspec
 import yaml
 
-from datatrail.errors import DatatrailError, InvalidNodeId
+from datatrail.errors import ContractError, InvalidNodeId
 from datatrail.model import DatasetRef, canonical_bytes, parse_node_id
 
 __all__ = [
@@ -46,36 +46,6 @@ __all__ = [
 
 Mode = Literal["warn", "alert", "block"]
 Scalar = str | int | float | bool
-
-
-class ContractError(DatatrailError, ValueError):
-    """A contracts document does not parse or validate; the message names file, line and column."""
-
-    status = 400
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        column: int | None = None,
-        path: str | None = None,
-    ) -> None:
-        where = ""
-        if file is not None:
-            where = file
-            if line is not None:
-                where += f":{line}"
-                if column is not None:
-                    where += f":{column}"
-            where += ": "
-        super().__init__(where + message)
-        self.file = file
-        self.line = line
-        self.column = column
-        self.path = path
-        """Where in the document, as ``contracts[0].columns[2].type``."""
 
 
 class _Spec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -7,8 +7,6 @@ topics and their ``data`` shapes are listed here once and documented in
 
 from __future__ import annotations
 
-import getpass
-import os
 import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -47,15 +45,9 @@ EVENT_PREFIX = "event."
 
 def principal(given: str | None = None) -> str:
     """Who acts: ``given``, else ``$DATATRAIL_PRINCIPAL``, else the OS user."""
-    if given:
-        return given
-    env = os.environ.get("DATATRAIL_PRINCIPAL")
-    if env:
-        return env
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    from datatrail.governance._writes import principal_name
+
+    return given or principal_name()
 
 
 def acting_actor(who: str | None = None) -> Actor:
