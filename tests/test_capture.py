@@ -404,3 +404,42 @@ def test_disabled_recording_inside_a_run_block_writes_nothing(trail, tmp_path):
     t = trail()
     assert t.runs() == []
     assert t.store.size() == 0
+
+
+def test_a_returned_scalar_is_an_output_hashed_like_any_value(trail):
+    """Numbers and strings are hashed on the writer thread: same artifact, no check sees them."""
+    from datatrail.capture import register_output_check
+    from datatrail.capture._hashing import hash_value
+
+    seen: list[object] = []
+    remove = register_output_check(lambda ctx: seen.append(ctx.value))
+
+    @datatrail.track
+    def ratio(a: int, b: int) -> float:
+        return a / b
+
+    @datatrail.track
+    def label(n: int) -> str:
+        return f"batch-{n}"
+
+    @datatrail.track
+    def payload(n: int) -> bytes:
+        return bytes(n)
+
+    try:
+        assert ratio(1, 4) == 0.25
+        assert label(7) == "batch-7"
+        assert payload(3) == b"\0\0\0"
+    finally:
+        remove()
+    t = trail()
+    outputs = {}
+    for run in t.runs():
+        assert run.status == "completed"
+        (out,) = t.run(run.run_id).outputs
+        outputs[run.job_name.rsplit(".", 1)[-1]] = out.artifact_id
+    for name, value in (("ratio", 0.25), ("label", "batch-7"), ("payload", b"\0\0\0")):
+        expected = hash_value(value)
+        assert expected is not None
+        assert outputs[name] == expected.digest, name
+    assert seen == [b"\0\0\0"]  # bytes are data and pass the check; the scalars are values

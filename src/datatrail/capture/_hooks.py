@@ -7,6 +7,10 @@ about to record. A check that raises stops the output from being registered and
 the exception reaches the producing step unchanged; a check that returns lets it
 through. Checks run in the caller's thread, in registration order.
 
+Checks and observers see data: frames, arrays, tables, bytes, files and paths. A
+step that returns a plain number or string returns a value, not data; it is still
+recorded as an output, but hashed on the writer thread without passing them.
+
 An *io observer* sees every input and output after it is recorded (the artifact
 cache keeps content with it); its exceptions are logged and swallowed. A *run
 facet provider* is called in the caller's thread when a run starts and returns

@@ -117,8 +117,14 @@ def _redact_value(value: Any) -> Any:
 
 def redact_params(params: dict[str, Any], extra: Iterable[str] = ()) -> dict[str, Any]:
     """A copy of ``params`` with secret-looking names and secret-typed values replaced."""
-    names = set(extra)
-    return {
-        name: (REDACTED if name in names or is_secret_name(name) else _redact_value(value))
-        for name, value in params.items()
-    }
+    names = frozenset(extra)
+    plain = _PLAIN
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in names or is_secret_name(name):
+            out[name] = REDACTED
+        elif type(value) in plain:
+            out[name] = value
+        else:
+            out[name] = _redact_value(value)
+    return out

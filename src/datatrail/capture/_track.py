@@ -24,7 +24,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
 from datatrail.capture._codeinfo import actor, code_version_for, environment
@@ -186,6 +186,23 @@ def _build_end(run_id: str, ts_ns: int, error: ErrorInfo | None) -> Iterable[Eve
     ]
 
 
+_IMMUTABLE = SCALARS - {type(None)}
+
+
+def _build_scalar_end(
+    run_id: str, job: JobRef, level: str, label: str, value: Any, ts_ns: int
+) -> Iterable[Event]:
+    """A run that returned an immutable scalar: its output, then its end."""
+    events: list[Event] = []
+    try:
+        art, ds = artifact_for(value, level=level, fresh=True)
+        events.extend(_build_io(run_id, job, "output", ts_ns, [(label, art, ds)]))
+    except Exception:  # the end must still be recorded
+        log.exception("datatrail: recording a returned %s failed", type(value).__name__)
+    events.extend(_build_end(run_id, ts_ns, None))
+    return events
+
+
 def _error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(
         type=f"{type(exc).__module__}.{type(exc).__qualname__}",
@@ -240,24 +257,27 @@ class _Binder:
             if p.default is not p.empty and p.kind is not p.VAR_KEYWORD:
                 self.defaults[p.name] = p.default
         self.skip = self.positional[0] if skip_first and self.positional else None
+        # Scalar defaults are recorded when not passed; others (a frame, a client) are not.
+        self.scalar_defaults = [(n, d) for n, d in self.defaults.items() if type(d) in SCALARS]
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
         names = self.positional
-        extra: list[Any] = []
-        for i, value in enumerate(args):
-            if i < len(names):
-                out[names[i]] = value
-            else:
-                extra.append(value)
-        if extra and self.varargs:
-            out[self.varargs] = extra
-        out.update(kwargs)
-        for name, default in self.defaults.items():
-            if name not in out and type(default) in SCALARS:
+        out: dict[str, Any] = dict(zip(names, args, strict=False))
+        if len(args) > len(names) and self.varargs:
+            out[self.varargs] = list(args[len(names) :])
+        if kwargs:
+            out.update(kwargs)
+        for name, default in self.scalar_defaults:
+            if name not in out:
                 out[name] = default
         if self.skip:
             out.pop(self.skip, None)
+        if self.only is None:
+            for value in out.values():
+                if type(value) not in SCALARS:
+                    break
+            else:
+                return out  # the usual call: scalar parameters, nothing to unwrap
         result: dict[str, Any] = {}
         for name, value in out.items():
             if value is _INPUT or (self.only is not None and name not in self.only):
@@ -275,19 +295,33 @@ class _Binder:
 # -- the run handle ---------------------------------------------------------------
 
 
-@dataclass(eq=False)
 class RunHandle:
     """One run in progress: its ids, and ``input``/``output`` to record datasets explicitly."""
 
-    run_id: str
-    job: JobRef
-    parent_run_id: str | None
-    level: str
-    _finished: bool = field(default=False, repr=False)
-    _recording: bool = field(default=True, repr=False)
-    _pending: list[tuple[str, Any, tuple[int, int] | None]] = field(
-        default_factory=list, repr=False
-    )
+    __slots__ = ("_finished", "_pending", "_recording", "job", "level", "parent_run_id", "run_id")
+
+    def __init__(
+        self,
+        run_id: str,
+        job: JobRef,
+        parent_run_id: str | None,
+        level: str,
+        _recording: bool = True,
+    ) -> None:
+        self.run_id = run_id
+        self.job = job
+        self.parent_run_id = parent_run_id
+        self.level = level
+        self._recording = _recording
+        self._finished = False
+        # Paths passed in: (label, path, (mtime_ns, size) or None if missing at the start).
+        self._pending: list[tuple[str, Any, tuple[int, int] | None]] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"RunHandle(run_id={self.run_id!r}, job={self.job!r}, "
+            f"parent_run_id={self.parent_run_id!r}, level={self.level!r})"
+        )
 
     def input(self, value: T, *, name: str | None = None, dataset: DatasetRef | None = None) -> T:
         """Record ``value`` (a Path, a frame, bytes, ...) as an input of this run; returns it unchanged."""
@@ -551,32 +585,27 @@ class _Tracked:
         return ref
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RunHandle | None:
-        """Record the start of a call; None if recording is off. Never raises but for misuse."""
+        """Record the start of a call; None if recording is off. Never raises but for misuse.
+
+        The hot path: a call with scalar arguments costs an id, a clock read and one
+        queue put; binding names, redaction and encoding wait for the writer thread.
+        """
         st = settings()
         if not st.enabled:
             return None
         parent = _current.get()
-        level = self.level or (parent.level if parent else st.level)
-        handle = RunHandle(
-            run_id=uuid7(),
-            job=self.job(st.namespace),
-            parent_run_id=parent.run_id if parent else None,
-            level=level,
-        )
+        level: str
+        if parent is None:
+            level = self.level or st.level
+            handle = RunHandle(uuid7(), self.job(st.namespace), None, level)
+        else:
+            level = self.level or parent.level
+            handle = RunHandle(uuid7(), self.job(st.namespace), parent.run_id, level)
         try:
             inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]] = []
-            simple = True
-            for a in args:
-                if type(a) not in SCALARS:
-                    simple = False
-                    break
-            if simple and kwargs:
-                for a in kwargs.values():
-                    if type(a) not in SCALARS:
-                        simple = False
-                        break
-            observed: list[Any] | None = [] if io_observers() else None
-            if not simple or self.inputs:
+            observed: list[Any] | None = None
+            if self.inputs or not _all_scalars(args, kwargs):
+                observed = [] if io_observers() else None
                 args, kwargs = self._classify(
                     args, kwargs, level, inputs, handle._pending, observed
                 )
@@ -721,6 +750,33 @@ class _Tracked:
 
     def complete(self, handle: RunHandle, result: Any, label: str = "return") -> None:
         """Record the outputs and the end; an output check that refuses fails the run and raises."""
+        if not handle._pending:
+            if result is None:
+                self.finish(handle, None)  # nothing returned and no paths passed: no outputs
+                return
+            if type(result) in _IMMUTABLE and self.record_outputs:
+                # A returned number or string is a value, not data: it cannot change after
+                # the return, so the writer thread hashes it, and output checks and io
+                # observers (which guard and keep data) do not see it. The output and the
+                # end travel as one queue item.
+                handle._finished = True
+                try:
+                    get_writer().submit(
+                        (
+                            _build_scalar_end,
+                            (
+                                handle.run_id,
+                                handle.job,
+                                handle.level,
+                                label,
+                                result,
+                                time.time_ns(),
+                            ),
+                        )
+                    )
+                except Exception:
+                    log.exception("datatrail: recording the end of %s failed", self.name)
+                return
         try:
             self.outputs(handle, result, label)
         except BaseException as exc:
@@ -735,6 +791,18 @@ class _Tracked:
             get_writer().submit((_build_end, (handle.run_id, time.time_ns(), error)))
         except Exception:
             log.exception("datatrail: recording the end of %s failed", self.name)
+
+
+def _all_scalars(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether every argument is a plain scalar (nothing to hash, nothing to copy)."""
+    for a in args:
+        if type(a) not in SCALARS:
+            return False
+    if kwargs:
+        for a in kwargs.values():
+            if type(a) not in SCALARS:
+                return False
+    return True
 
 
 def _wrap(t: _Tracked) -> Callable[..., Any]:

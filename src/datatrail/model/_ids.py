@@ -23,6 +23,11 @@ _counter = 0
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
+_bits = _rng.getrandbits
+_time_ns = time.time_ns
+_VERSION_VARIANT = (0x7 << 76) | (0b10 << 62)
+
+
 def _reseed() -> None:
     _rng.seed(os.urandom(16))
 
@@ -33,7 +38,7 @@ os.register_at_fork(after_in_child=_reseed)
 def uuid7() -> str:
     """A new UUIDv7 as its canonical 36-character lowercase string."""
     global _last_ms, _counter
-    ms = time.time_ns() // 1_000_000
+    ms = _time_ns() // 1_000_000
     with _lock:
         if ms <= _last_ms:
             _counter += 1
@@ -43,11 +48,9 @@ def uuid7() -> str:
             ms = _last_ms
         else:
             _last_ms = ms
-            _counter = _rng.getrandbits(8)  # leave room to count within the millisecond
+            _counter = _bits(8)  # leave room to count within the millisecond
         counter = _counter
-        rand = _rng.getrandbits(62)
-    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
-    h = f"{value:032x}"
+    h = ((ms << 80) | _VERSION_VARIANT | (counter << 64) | _bits(62)).to_bytes(16).hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

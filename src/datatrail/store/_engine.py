@@ -42,8 +42,15 @@ _REBUILD_BATCH = 5000
 _READ_BATCH = 5000
 
 
+_KINDS: dict[type, str] = {}
+
+
 def _kind(event: Event) -> str:
-    return type(event).__struct_config__.tag  # type: ignore[return-value]
+    cls = type(event)
+    kind = _KINDS.get(cls)
+    if kind is None:
+        kind = _KINDS[cls] = str(cls.__struct_config__.tag)
+    return kind
 
 
 class LogEngine:

@@ -140,6 +140,20 @@ def _json(value: object) -> str | None:
     return None if value is None else canonical_bytes(value).decode()
 
 
+_last_actor: tuple[object, str | None] = (None, None)
+
+
+def _actor_json(actor: object) -> str | None:
+    """``_json(actor)``, remembered for the last actor object (a process has one)."""
+    global _last_actor
+    last = _last_actor
+    if last[0] is actor and actor is not None:
+        return last[1]
+    text = _json(actor)
+    _last_actor = (actor, text)
+    return text
+
+
 def derive(events: Iterable[tuple[int, Event]]) -> Statements:
     """The projection writes for ``(index, event)`` pairs, as (SQL, rows) in the order to run them."""
     jobs: list[tuple[object, ...]] = []
@@ -158,6 +172,7 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
     job_edges: list[tuple[object, ...]] = []
     erasures: list[tuple[object, ...]] = []
     records: list[tuple[object, ...]] = []
+    seen_jobs: set[tuple[str, str]] = set()
     for idx, ev in events:
         if isinstance(ev, IORecorded):
             art = ev.artifact
@@ -194,7 +209,10 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
                 elif ev.role == "input":
                     job_edges.append((jkey, idx, ev.ts, art.id, idx))
         elif isinstance(ev, RunStarted):
-            jobs.append((ev.job.namespace, ev.job.name, idx, ev.ts))
+            job_key = (ev.job.namespace, ev.job.name)
+            if job_key not in seen_jobs:  # first wins, as the upsert would keep it
+                seen_jobs.add(job_key)
+                jobs.append((*job_key, idx, ev.ts))
             starts[ev.run_id] = (
                 ev.run_id,
                 ev.job.namespace,
@@ -204,7 +222,7 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
                 _json(ev.params),
                 ev.code_id,
                 ev.env_id,
-                _json(ev.actor),
+                _actor_json(ev.actor),
                 ev.level,
                 idx,
             )
