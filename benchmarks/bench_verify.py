@@ -30,8 +30,9 @@ from typing import Any
 
 from benchmarks._harness import Result, percentile
 from datatrail.audit import verify
+from datatrail.audit._checkpoints import check_checkpoints
 from datatrail.audit._collect import Faults
-from datatrail.audit._log import check_checkpoints, check_tree, scan_events
+from datatrail.audit._log import check_tree, scan_events
 from datatrail.ledger import Signer, verify_inclusion
 from datatrail.model import ErrorInfo, RunFinished, encode_event, now_ts, uuid7
 from datatrail.store import SQLiteStore
@@ -177,8 +178,15 @@ def _verify_passes(store: SQLiteStore, signer: Signer) -> dict[str, float]:
     check_tree(store, scan, faults)
     out["tree_s"] = time.perf_counter() - t
     t = time.perf_counter()
+    steps = store.query("SELECT version, name, applied_at FROM migrations ORDER BY version")
     check_checkpoints(
-        store, scan, faults, verifier=signer.verifier, origin=store.origin, created_at=None
+        store,
+        scan,
+        faults,
+        verifier=signer.verifier,
+        origin=store.origin,
+        created_at=None,
+        migrations=steps,
     )
     out["checkpoints_s"] = time.perf_counter() - t
     del scan

@@ -262,6 +262,19 @@ def test_a_checkpoint_re_signed_by_the_real_key_over_another_root_fails_every_pr
     assert {i for i, c, _ in failures if c == "inclusion_proof"} == {e.index for e in bundle.events}
 
 
+def test_the_note_binds_its_time_and_a_legacy_note_over_the_same_head_verifies_too(
+    recorded: Recorded, bundle: Bundle
+) -> None:
+    assert "\ntime " in bundle.checkpoint and "\nprev " in bundle.checkpoint
+    signer = load_signer(recorded.home / "signing.key")
+    data = _json(bundle)
+    data["checkpoint"] = sign_checkpoint(
+        Checkpoint(origin=bundle.origin, size=bundle.tree_size, root=bytes.fromhex(bundle.root)),
+        signer,
+    )
+    assert _check(data, recorded.key_text) == []
+
+
 def test_a_file_that_is_not_a_bundle_is_refused(tmp_path: Path, recorded: Recorded) -> None:
     path = tmp_path / "x.json"
     path.write_text('{"hello": 1}')
@@ -304,6 +317,12 @@ def test_an_erased_event_is_proven_by_its_leaf_and_comes_with_its_receipt(tmp_pa
     data = _json(b)
     data["events"] = [e for e in data["events"] if e["index"] != receipt]
     assert (start, "erasure_receipt") in {(i, c) for i, c, _ in _check(data, key)}
+    # The body is gone, so the receipt is what says which kind of event it was.
+    data = _json(b)
+    for e in data["events"]:
+        if e["index"] == start:
+            e["kind"] = "io"
+    assert [(i, c) for i, c, _ in _check(data, key)] == [(start, "erasure_receipt")]
 
 
 # -- the CLI -------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from datatrail.audit import erase, verify
 from datatrail.cli import app
 from datatrail.errors import InvalidEvent, NodeNotFound, UsageError
 from datatrail.ledger import load_signer
+from datatrail.model import ErasureRecorded, decode_event, now_ts, uuid7
 from datatrail.store import SQLiteStore
 
 SECRET = "Zelda Quartermaine, +44 7700 900461"
@@ -102,6 +103,73 @@ def test_verify_passes_and_reports_the_entry_as_erased_by_its_receipt(home: Path
     assert (erased.index, erased.erased_by) == (target, result.receipt_index)
     assert erased.reason == "GDPR art. 17 request 2026-114"
     assert erased.id == result.target_id
+
+
+def test_the_receipt_names_the_erased_entrys_kind_and_time(home: Path) -> None:
+    store = _store(home)
+    try:
+        target = store.event(_secret_entry(store))
+        assert target is not None
+        result = erase(store, target.index, reason="asked")
+        stored = store.event(result.receipt_index)
+        assert stored is not None and stored.body is not None
+        receipt = decode_event(stored.body)
+    finally:
+        store.close()
+    assert isinstance(receipt, ErasureRecorded)
+    assert (receipt.target_kind, receipt.target_ts) == (target.kind, target.ts)
+
+
+def _receipt(store: SQLiteStore, index: int, **named: str) -> ErasureRecorded:
+    target = store.event(index)
+    assert target is not None
+    return ErasureRecorded(
+        id=uuid7(),
+        ts=now_ts(),
+        target_index=index,
+        target_id=target.id,
+        leaf_hash=target.leaf.hex(),
+        reason="asked",
+        **named,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        {"target_kind": "io"},
+        {"target_ts": "2001-01-01T00:00:00.000000Z"},
+        {"target_kind": "io", "target_ts": "2001-01-01T00:00:00.000000Z"},
+    ],
+)
+def test_a_receipt_naming_another_kind_or_time_is_refused_whole(
+    home: Path, named: dict[str, str]
+) -> None:
+    store = _store(home)
+    try:
+        target = _secret_entry(store)
+        kind = store.event(target).kind  # type: ignore[union-attr]
+        receipt = _receipt(store, target, **{"target_kind": kind, **named})
+        before = _state(store)
+        with pytest.raises(InvalidEvent, match=f"entry {target} is a {kind} event"):
+            store.append([receipt])
+        assert _state(store) == before
+        assert store.event(target).body is not None  # type: ignore[union-attr]
+    finally:
+        store.close()
+
+
+def test_a_receipt_from_before_kind_and_time_were_named_is_reported_unbound(home: Path) -> None:
+    store = _store(home)
+    try:
+        target = _secret_entry(store)
+        store.append([_receipt(store, target)])  # as datatrail wrote receipts before
+        report = verify(store)
+    finally:
+        store.close()
+    assert report.ok, report.faults
+    assert [e.index for e in report.erased] == [target]
+    assert [(u.kind, u.count) for u in report.unbound] == [("legacy_erasure_receipts", 1)]
 
 
 def test_the_leaf_and_every_earlier_root_stay(home: Path) -> None:

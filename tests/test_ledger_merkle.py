@@ -93,6 +93,7 @@ def test_public_api_is_pinned() -> None:
         "SIGNING_KEY_FILE",
         "VERIFIER_KEY_FILE",
         "Checkpoint",
+        "CheckpointBinding",
         "InsecureKeyFileWarning",
         "NoteSignature",
         "NoteText",
@@ -110,6 +111,7 @@ def test_public_api_is_pinned() -> None:
         "leaf_hash",
         "load_signer",
         "load_verifier",
+        "migrations_digest",
         "node_hash",
         "open_checkpoint",
         "open_note",
@@ -432,6 +434,32 @@ def test_node_based_inclusion_proof_equals_list_based(case: tuple[int, int]) -> 
     fetched = {node: NODES[node] for node in wanted}
     assert inclusion_proof_from(fetched, index, size) == inclusion_proof(LEAVES[:size], index)
     assert len(wanted) <= 2 * size.bit_length()
+
+
+@given(leaf_in_tree(), leaf_in_tree(), st.randoms(use_true_random=False))
+@settings(max_examples=150, deadline=None)
+def test_inclusion_proofs_from_any_fetch_order_and_interleaving_equal_list_based(
+    case: tuple[int, int], other: tuple[int, int], rng: Any
+) -> None:
+    index, size = case
+    expected = inclusion_proof(LEAVES[:size], index)
+    wanted = inclusion_nodes(index, size)
+    shuffled = list(wanted)
+    rng.shuffle(shuffled)
+    inclusion_nodes(*other)  # another proof named in between
+    assert inclusion_proof_from({n: NODES[n] for n in shuffled}, index, size) == expected
+    assert inclusion_proof_from(NODES, index, size) == expected  # every node of the tree
+    named = inclusion_nodes(index, size)
+    named.reverse()  # what a caller does with its copy cannot change the next proof
+    named.append((0, 0))
+    assert inclusion_proof_from({n: NODES[n] for n in wanted}, index, size) == expected
+
+
+def test_a_fetch_holding_other_nodes_in_the_named_order_is_not_taken_for_the_answer() -> None:
+    wanted = inclusion_nodes(100, 300)
+    decoys = [(level, idx + 1) for level, idx in wanted]
+    with pytest.raises(ProofError, match="is missing"):
+        inclusion_proof_from({n: NODES.get(n, LEAVES[0]) for n in decoys}, 100, 300)
 
 
 @given(two_sizes())

@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 from datatrail.errors import KeyFileError, ProofError, SignatureError
 from datatrail.ledger import (
     Checkpoint,
+    CheckpointBinding,
     NoteSignature,
     Signer,
     Verifier,
     leaf_hash,
+    migrations_digest,
     open_checkpoint,
     open_note,
     parse_signer_key,
@@ -306,3 +308,77 @@ def test_checkpoint_body_round_trips(
 ) -> None:
     cp = Checkpoint(origin, size, root, extensions)
     assert Checkpoint.parse(cp.body()) == cp
+
+
+# -- datatrail's binding lines -----------------------------------------------------------
+
+EMPTY = root_hash([])
+STEPS = [
+    (1, "event log", "2026-11-19T08:00:00.000000Z"),
+    (2, "records", "2026-11-19T08:00:00.000001Z"),
+]
+
+
+def _binding(**changes: Any) -> CheckpointBinding:
+    fields: dict[str, Any] = {
+        "time": "2026-11-20T07:54:37.562660Z",
+        "prev_size": 2,
+        "prev_root": root_hash([leaf_hash(b"a"), leaf_hash(b"b")]),
+        "migrations": 2,
+        "migrations_digest": migrations_digest(STEPS),
+    }
+    return CheckpointBinding(**{**fields, **changes})
+
+
+def test_binding_lines_round_trip_through_a_signed_checkpoint(signer: Signer) -> None:
+    binding = _binding()
+    note = sign_checkpoint(Checkpoint("example.com/log", 3, ROOT, binding.lines()), signer)
+    lines = note.split("\n")
+    assert [line.split(" ")[0] for line in lines[3:6]] == ["time", "prev", "migrations"]
+    assert CheckpointBinding.of(open_checkpoint(note, signer.verifier)) == binding
+
+
+def test_a_note_without_extension_lines_is_legacy_and_lines_after_the_binding_are_allowed() -> None:
+    assert CheckpointBinding.of(Checkpoint("example.com/log", 3, ROOT)) is None
+    extended = Checkpoint("example.com/log", 3, ROOT, (*_binding().lines(), "newer writer: x"))
+    assert CheckpointBinding.of(extended) == _binding()
+
+
+def test_the_first_checkpoint_names_the_empty_tree() -> None:
+    first = _binding(prev_size=0, prev_root=EMPTY)
+    assert first.lines()[1] == f"prev 0 {base64.b64encode(EMPTY).decode()}"
+    with pytest.raises(ProofError, match="empty root"):
+        _binding(prev_size=0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda ls: ls[:2], "3 extension lines|has 2 extension lines"),
+        (lambda ls: [ls[1], ls[0], ls[2]], "not 'time"),
+        (lambda ls: ["time yesterday", *ls[1:]], "not YYYY"),
+        (lambda ls: [ls[0], "prev 02 " + ls[1].split(" ")[2], ls[2]], "not a decimal"),
+        (lambda ls: [ls[0], "prev 3 " + ls[1].split(" ")[2], ls[2]], "not smaller"),
+        (lambda ls: [ls[0], ls[1][:-2] + "==", ls[2]], "canonical|base64"),
+        (lambda ls: [ls[0], ls[1], ls[2] + " extra"], "not 'time"),
+        (lambda ls: [ls[0] + " ", ls[1], ls[2]], "not 'time"),
+    ],
+)
+def test_malformed_binding_lines_are_refused(edit: Any, message: str) -> None:
+    lines = tuple(edit(list(_binding().lines())))
+    with pytest.raises(ProofError, match=message):
+        CheckpointBinding.of(Checkpoint("example.com/log", 3, ROOT, lines))
+
+
+def test_the_migrations_digest_changes_with_any_cell_and_refuses_other_cells() -> None:
+    base = migrations_digest(STEPS)
+    assert migrations_digest(list(STEPS)) == base
+    for row in range(len(STEPS)):
+        for col, changed in enumerate((3, "event log!", "2026-11-19T08:00:00.000009Z")):
+            steps = [list(s) for s in STEPS]
+            steps[row][col] = changed
+            assert migrations_digest([tuple(s) for s in steps]) != base
+    assert migrations_digest(STEPS[:1]) != base
+    for bad in ([("1", "x", "t")], [(1, b"x", "t")], [(1, "x")]):
+        with pytest.raises(ProofError, match="migrations row"):
+            migrations_digest(bad)

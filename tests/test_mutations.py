@@ -7,8 +7,9 @@ every row deleted, a row inserted; plus swapped bodies, swapped rows, a
 truncated log, re-signed and forked checkpoints. Each mutation must be
 detected, and where a log entry is to blame the report must name it.
 
-A few cells carry no evidence under the current schema (see ``KNOWN_GAPS``);
-``test_known_gaps_are_not_yet_detected`` pins them so they are fixed on purpose.
+No cell is exempt: checkpoint times, the set of checkpoints and the migration
+times are bound by the binding lines of the signed notes, and an erased
+entry's kind and time by its erasure receipt.
 """
 
 from __future__ import annotations
@@ -295,18 +296,21 @@ def _declared(trail: Trail, table: str) -> dict[str, str]:
         conn.close()
 
 
-def _is_gap(trail: Trail, table: str, column: str | None, row: dict[str, Any], op: str) -> bool:
-    """The cells no signature or derivation binds yet (see KNOWN_GAPS)."""
-    if op == "change" and (table, column) in {("checkpoints", "ts"), ("migrations", "applied_at")}:
-        return True
-    if op == "change" and table == "events" and row["body"] is None and column in ("kind", "ts"):
-        return True
-    return op == "delete" and table == "checkpoints" and row["size"] != max(trail.checkpoint_sizes)
+def _bound_by(trail: Trail, table: str, column: str | None, row: dict[str, Any]) -> set[str]:
+    """The fault kinds that bind cells no derivation reaches: signed binding lines and receipts."""
+    if (table, column) == ("checkpoints", "ts"):
+        return {"checkpoint_row_mismatch"}  # the note's time line
+    if (table, column) == ("migrations", "applied_at"):
+        return {"migrations_changed"}  # the note's migrations commitment
+    if table == "events" and row["body"] is None and column in ("kind", "ts"):
+        return {"erasure_receipt_mismatch"}  # the receipt names the erased entry's kind and ts
+    if (table, column) == ("checkpoints", None) and row["size"] != max(trail.checkpoint_sizes):
+        return {"checkpoint_chain"}  # the next note names this one as its predecessor
+    return set()
 
 
-def _table_mutations(trail: Trail) -> tuple[list[Mutation], list[Mutation]]:
-    covered: list[Mutation] = []
-    gaps: list[Mutation] = []
+def _table_mutations(trail: Trail) -> list[Mutation]:
+    mutations: list[Mutation] = []
     for table in _tables(trail):
         names, rows = _rows(trail, table)
         declared = _declared(trail, table)
@@ -327,21 +331,25 @@ def _table_mutations(trail: Trail) -> tuple[list[Mutation], list[Mutation]]:
                 candidates = _changed(row[column], declared[column])
                 if table == "events" and column == "kind" and row["body"] is None:
                     candidates = ["io" if row["kind"] != "io" else "run_started"]  # still a kind
-                m = Mutation(
-                    name=f"change {table}.{column} of row {row.get('idx', row['rowid'])}",
-                    apply=_set_cell(table, column, row["rowid"], candidates),
-                    expect_index=_row_indexes(table, row, trail),
+                mutations.append(
+                    Mutation(
+                        name=f"change {table}.{column} of row {row.get('idx', row['rowid'])}",
+                        apply=_set_cell(table, column, row["rowid"], candidates),
+                        expect_index=_row_indexes(table, row, trail),
+                        expect_kinds=_bound_by(trail, table, column, row),
+                    )
                 )
-                (gaps if _is_gap(trail, table, column, row, "change") else covered).append(m)
-        for row in rows:
-            m = Mutation(
+        mutations.extend(
+            Mutation(
                 name=f"delete {table} row {row.get('idx', row['rowid'])}",
                 apply=_sql(f"DELETE FROM {table} WHERE rowid = {row['rowid']}"),
                 expect_index=_row_indexes(table, row, trail),
+                expect_kinds=_bound_by(trail, table, None, row),
             )
-            (gaps if _is_gap(trail, table, None, row, "delete") else covered).append(m)
-        covered.append(_insert(trail, table, names, rows))
-    return covered, gaps
+            for row in rows
+        )
+        mutations.append(_insert(trail, table, names, rows))
+    return mutations
 
 
 def _insert(trail: Trail, table: str, names: list[str], rows: list[dict[str, Any]]) -> Mutation:
@@ -528,8 +536,7 @@ def work(tmp_path: Path) -> Path:
 
 
 def test_every_mutation_of_every_table_is_detected_and_located(trail: Trail, work: Path) -> None:
-    covered, _ = _table_mutations(trail)
-    mutations = covered + _log_mutations(trail)
+    mutations = _table_mutations(trail) + _log_mutations(trail)
     tables = _tables(trail)
     assert {"events", "tree_nodes", "checkpoints", "meta", "migrations", *PROJECTION_TABLES} <= set(
         tables
@@ -540,35 +547,15 @@ def test_every_mutation_of_every_table_is_detected_and_located(trail: Trail, wor
     assert detected == len(mutations)
 
 
-KNOWN_GAPS = """
-Cells and rows that no signature or derivation binds under the current schema:
-- checkpoints.ts: the time a checkpoint was stored is not part of the signed note;
-- migrations.applied_at: bookkeeping, not evidence;
-- an erased entry's kind and ts: the receipt names only its index, id and leaf hash;
-- a checkpoint row other than the newest: nothing records that it existed.
-Verify checks their form and order (malformed or backwards times are faults) but a
-plausible change goes unseen. Closing them needs store/model changes (see docs/auditing.md).
-"""
-
-
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAPS)
-def test_known_gaps_are_not_yet_detected(trail: Trail, work: Path) -> None:
-    _, gaps = _table_mutations(trail)
-    assert gaps
-    detected, problems = _check(trail, work, gaps)
-    print(f"known-gap mutations tried: {len(gaps)}, detected: {detected}")
-    print("\n".join(problems))
-    assert detected == len(gaps)
-
-
 def test_the_unmutated_copy_verifies(trail: Trail, work: Path) -> None:
     outcome = _run(trail, work, Mutation(name="nothing", apply=lambda conn: None))
     assert outcome.report is not None
     assert outcome.report.ok, outcome.report.faults
     assert [e.index for e in outcome.report.erased] == [trail.erased_index]
+    assert outcome.report.unbound == []  # a trail recorded now binds everything it stores
 
 
-def test_malformed_times_in_unsigned_columns_are_faults(trail: Trail, work: Path) -> None:
+def test_malformed_or_backward_times_are_faults_of_their_own(trail: Trail, work: Path) -> None:
     mutations = [
         Mutation(
             name="checkpoint time not a time",

@@ -6,17 +6,29 @@ import hashlib
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 import datatrail
 import datatrail.capture
-from datatrail.audit import FAULT_KINDS, consistency, verify
+from datatrail.audit import FAULT_KINDS, UNBOUND_KINDS, consistency, verify
 from datatrail.cli import app
 from datatrail.errors import KeyFileError
-from datatrail.ledger import Checkpoint, Signer, load_signer, root_hash, sign_checkpoint
+from datatrail.ledger import (
+    Checkpoint,
+    CheckpointBinding,
+    Signer,
+    load_signer,
+    load_verifier,
+    migrations_digest,
+    open_checkpoint,
+    root_hash,
+    sign_checkpoint,
+)
 from datatrail.store import SQLiteStore, init_home
+from datatrail.store._copy import copy_trail
 
 runner = CliRunner()
 
@@ -142,8 +154,9 @@ def test_the_report_is_plain_json_and_every_fault_kind_is_documented(home: Path)
         "erased",
         "checkpoints",
         "seconds",
+        "unbound",
     }
-    assert data["ok"] is False
+    assert data["ok"] is False and data["unbound"] == []
     assert data["first_fault"] == {
         "kind": "leaf_mismatch",
         "index": 3,
@@ -169,6 +182,133 @@ def test_consistency_proves_a_longer_log_extends_a_kept_checkpoint(tmp_path: Pat
     assert report.ok, report.detail
     assert report.old_size == kept.size < report.new_size
     assert report.proof
+
+
+# -- what the checkpoint notes bind ----------------------------------------------------------
+
+
+def _make_legacy(db: Path, signer: Signer) -> list[int]:
+    """Re-sign every checkpoint as datatrail did before binding lines: the tree head alone."""
+    conn = sqlite3.connect(db)
+    try:
+        (origin,) = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+        rows = conn.execute("SELECT size, root FROM checkpoints ORDER BY size").fetchall()
+        for size, root in rows:
+            note = sign_checkpoint(Checkpoint(origin=origin, size=size, root=bytes(root)), signer)
+            conn.execute("UPDATE checkpoints SET note = ? WHERE size = ?", (note, size))
+        conn.commit()
+    finally:
+        conn.close()
+    return [size for size, _ in rows]
+
+
+def _verify(home: Path, db: Path | None = None) -> Any:
+    store = SQLiteStore(db or home / "trail.db")
+    try:
+        return verify(store, verifier=load_verifier(home / "verifier.key"))
+    finally:
+        store.close()
+
+
+def test_every_note_binds_its_time_its_predecessor_and_the_schema_steps(home: Path) -> None:
+    store = SQLiteStore(home / "trail.db")
+    try:
+        stored = store.checkpoints()
+        steps = store.query("SELECT version, name, applied_at FROM migrations ORDER BY version")
+    finally:
+        store.close()
+    verifier = load_verifier(home / "verifier.key")
+    previous = (0, hashlib.sha256(b"").digest())
+    for row in stored:
+        binding = CheckpointBinding.of(open_checkpoint(row.note, verifier))
+        assert binding is not None
+        assert binding.time == row.ts
+        assert (binding.prev_size, binding.prev_root) == previous
+        assert binding.migrations == len(steps) == 2
+        assert binding.migrations_digest == migrations_digest(steps)
+        previous = (row.size, row.root)
+
+
+def test_a_legacy_trail_verifies_and_reports_what_it_does_not_bind(home: Path) -> None:
+    legacy = _make_legacy(home / "trail.db", load_signer(home / "signing.key"))
+    report = _verify(home)
+    assert report.ok, report.faults
+    assert {u.kind for u in report.unbound} == {"legacy_checkpoints", "migrations_not_signed"}
+    assert {u.kind: u.count for u in report.unbound} == {
+        "legacy_checkpoints": len(legacy),
+        "migrations_not_signed": 2,
+    }
+    assert set(UNBOUND_KINDS) >= {u.kind for u in report.unbound}
+    code, out, _ = _invoke("verify", "--trail", str(home))
+    assert code == 0 and "unbound" in out and f"{len(legacy)} checkpoints" in out
+
+
+def test_a_legacy_trail_binds_every_checkpoint_from_its_next_append(
+    home: Path, tmp_path: Path
+) -> None:
+    legacy = _make_legacy(home / "trail.db", load_signer(home / "signing.key"))
+    assert len(legacy) >= 2
+    _record(home, tmp_path, runs=1)
+    report = _verify(home)
+    assert report.ok, report.faults
+    assert [(u.kind, u.count) for u in report.unbound] == [("legacy_checkpoints", len(legacy))]
+    store = SQLiteStore(home / "trail.db")
+    try:
+        first_bound = next(c for c in store.checkpoints() if c.size > legacy[-1])
+        last_legacy = next(c for c in store.checkpoints() if c.size == legacy[-1])
+    finally:
+        store.close()
+    binding = CheckpointBinding.of(
+        open_checkpoint(first_bound.note, load_verifier(home / "verifier.key"))
+    )
+    assert binding is not None
+    assert (binding.prev_size, binding.prev_root) == (last_legacy.size, last_legacy.root)
+    # By design an earlier legacy checkpoint can go unseen; the one a bound note names cannot.
+    for size, seen in ((legacy[0], False), (legacy[-1], True)):
+        copy = tmp_path / f"without-{size}.db"
+        copy.write_bytes((home / "trail.db").read_bytes())
+        conn = sqlite3.connect(copy)
+        conn.execute("DELETE FROM checkpoints WHERE size = ?", (size,))
+        conn.commit()
+        conn.close()
+        report = _verify(home, copy)
+        assert ("checkpoint_chain" in {f.kind for f in report.faults}) is seen, report.faults
+
+
+def test_a_kept_legacy_checkpoint_is_still_extended_by_a_bound_log(
+    home: Path, tmp_path: Path
+) -> None:
+    _make_legacy(home / "trail.db", load_signer(home / "signing.key"))
+    store = SQLiteStore(home / "trail.db")
+    kept = store.latest_checkpoint()
+    store.close()
+    assert kept is not None and "\ntime " not in kept.note
+    _record(home, tmp_path, runs=1)
+    store = SQLiteStore(home / "trail.db")
+    try:
+        latest = store.latest_checkpoint()
+        report = consistency(store, kept.note)
+    finally:
+        store.close()
+    assert latest is not None and "\ntime " in latest.note
+    assert report.ok, report.detail
+
+
+def test_a_copied_trail_verifies_with_the_same_root_and_binds_the_same_rows(
+    home: Path, tmp_path: Path
+) -> None:
+    source = SQLiteStore(home / "trail.db")
+    target = SQLiteStore(tmp_path / "copy" / "trail.db", create=True)
+    try:
+        copy_trail(source, target)
+        assert target.root() == source.root()
+        assert target.table_rows("migrations") == source.table_rows("migrations")
+    finally:
+        source.close()
+        target.close()
+    report = _verify(home, tmp_path / "copy" / "trail.db")
+    assert report.ok, report.faults
+    assert report.unbound == []
 
 
 # -- the CLI ------------------------------------------------------------------------------------
@@ -308,3 +448,8 @@ def test_every_fault_kind_is_explained_in_the_auditing_guide() -> None:
     guide = (Path(__file__).resolve().parents[1] / "docs" / "auditing.md").read_text()
     missing = [kind for kind in FAULT_KINDS if f"| `{kind}` |" not in guide]
     assert missing == []
+
+
+def test_every_unbound_kind_is_explained_in_the_auditing_guide() -> None:
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "auditing.md").read_text()
+    assert [kind for kind in UNBOUND_KINDS if f"| `{kind}` |" not in guide] == []

@@ -2,7 +2,9 @@
 
 - :func:`verify` checks every entry, tree node, checkpoint and projection of a
   store and returns a :class:`VerifyReport` whose faults point at what changed
-  (:data:`FAULT_KINDS` lists them).
+  (:data:`FAULT_KINDS` lists them) and which lists, as :class:`Unbound`, what
+  a trail from an older datatrail holds that no signature binds
+  (:data:`UNBOUND_KINDS`).
 - :func:`erase` removes an event's payload and appends the receipt that
   accounts for it; the leaf hash, and so the tree, stays.
 - :func:`prove` gathers the events that tell a node's story into a
@@ -22,13 +24,22 @@ from datatrail.audit._bundle import (
 )
 from datatrail.audit._consistency import ConsistencyReport, consistency
 from datatrail.audit._erase import ErasureResult, erase, find_event
-from datatrail.audit._faults import FAULT_KINDS, CheckpointInfo, ErasedEntry, Fault, VerifyReport
+from datatrail.audit._faults import (
+    FAULT_KINDS,
+    UNBOUND_KINDS,
+    CheckpointInfo,
+    ErasedEntry,
+    Fault,
+    Unbound,
+    VerifyReport,
+)
 from datatrail.audit._prove import prove, write_bundle
 from datatrail.audit._verify import resolve_verifier, verify
 
 __all__ = [
     "BUNDLE_FORMAT",
     "FAULT_KINDS",
+    "UNBOUND_KINDS",
     "Bundle",
     "BundleEvent",
     "BundleFailure",
@@ -38,6 +49,7 @@ __all__ = [
     "ErasedEntry",
     "ErasureResult",
     "Fault",
+    "Unbound",
     "VerifyReport",
     "consistency",
     "erase",

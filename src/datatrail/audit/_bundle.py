@@ -259,3 +259,11 @@ def _check_receipt(ev: BundleEvent, receipt: BundleEvent | None, fail: Any) -> N
             "erasure_receipt",
             f"receipt {ev.erased_by} does not name event {ev.index} and its leaf hash",
         )
+    elif "target_kind" in claim and claim["target_kind"] != ev.kind:
+        # Older receipts do not name the kind; one that does is the only evidence of it.
+        fail(
+            ev.index,
+            "erasure_receipt",
+            f"receipt {ev.erased_by} says event {ev.index} was a {claim['target_kind']!s:.40} "
+            f"event, the bundle says {ev.kind!s:.40}",
+        )

@@ -6,7 +6,7 @@ import re
 from bisect import bisect_left, insort
 from decimal import Decimal
 
-from datatrail.audit._faults import Fault
+from datatrail.audit._faults import Fault, Unbound
 
 __all__ = ["TS_FORMAT", "Faults", "as_bytes", "norm", "short"]
 
@@ -17,9 +17,14 @@ _KEEP = 1000
 
 
 class Faults:
-    """Collects faults; keeps the first 1000 but tracks the lowest-index one among all."""
+    """Collects faults; keeps the first 1000 but tracks the lowest-index one among all.
+
+    Also collects what is unbound by design (:class:`~datatrail.audit.Unbound`):
+    not faults, but what an auditor must know the trail does not prove.
+    """
 
     def __init__(self) -> None:
+        self.unbound_items: list[Unbound] = []
         self.items: list[Fault] = []
         self.total = 0
         self.first: Fault | None = None
@@ -35,6 +40,10 @@ class Faults:
         key = (index is None, 0 if index is None else index)
         if self.first is None or key < self._first_key:
             self.first, self._first_key = fault, key
+
+    def unbound(self, kind: str, table: str, count: int, detail: str) -> None:
+        """Note stored values that no signature binds, by the design of an older datatrail."""
+        self.unbound_items.append(Unbound(kind=kind, table=table, count=count, detail=detail))
 
     def blame_entry(self, kind: str, index: int, detail: str) -> None:
         """A fault in one log entry: remembered so tree and checkpoint faults can point at it."""

@@ -1,7 +1,7 @@
 """``erase``: remove one event's payload, accounted for by a receipt in the log.
 
-The receipt (an ``erasure`` event naming the entry's index, id and leaf hash)
-is appended through the store; the store nulls the body, marks the entry
+The receipt (an ``erasure`` event naming the entry's index, id, leaf hash,
+kind and time) is appended through the store; the store nulls the body, marks the entry
 ``erased_by`` the receipt and derives the projections again without it, in
 one transaction. The leaf hash stays, so the tree and every signed checkpoint
 still verify. For SQLite the freed pages are then scrubbed, so the erased
@@ -100,6 +100,9 @@ def erase(
         leaf_hash=bytes(target.leaf).hex(),
         reason=reason.strip(),
         actor=actor or _actor(),
+        # The body that held these goes: the receipt keeps them in evidence.
+        target_kind=target.kind,
+        target_ts=target.ts,
     )
     result = store.append([receipt])
     if result.appended != 1:

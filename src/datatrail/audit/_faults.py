@@ -12,7 +12,15 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["FAULT_KINDS", "CheckpointInfo", "ErasedEntry", "Fault", "VerifyReport"]
+__all__ = [
+    "FAULT_KINDS",
+    "UNBOUND_KINDS",
+    "CheckpointInfo",
+    "ErasedEntry",
+    "Fault",
+    "Unbound",
+    "VerifyReport",
+]
 
 FAULT_KINDS: dict[str, str] = {
     # the log
@@ -28,26 +36,34 @@ FAULT_KINDS: dict[str, str] = {
     # checkpoints
     "checkpoint_signature": "a checkpoint is not signed by the verifier key",
     "checkpoint_malformed": "a signed checkpoint's text is not a tree head",
-    "checkpoint_row_mismatch": "a checkpoint row's size or root column differs from its signed note",
+    "checkpoint_row_mismatch": "a checkpoint row's size, root or time differs from its signed note",
     "checkpoint_origin": "a checkpoint names another log (origin)",
     "checkpoint_order": "checkpoint times are missing, malformed or go backwards",
     "checkpoint_root_mismatch": "the log no longer hashes to the root a checkpoint signed",
     "checkpoint_inconsistent": "a signed checkpoint contradicts a later signed checkpoint (a fork)",
+    "checkpoint_chain": "a signed checkpoint names a predecessor that is missing or not the one before it",
     "checkpoint_missing_for_tail": "entries at the end of the log are not covered by any checkpoint",
     "log_truncated": "a signed checkpoint covers more entries than the log holds",
     # erasure
     "erasure_receipt_missing": "an entry's body is gone without a matching erasure receipt",
-    "erasure_receipt_mismatch": "an erasure receipt and the entry it erased disagree",
+    "erasure_receipt_mismatch": "an erasure receipt and the entry it erased disagree (index, id, leaf, kind, time)",
     "erasure_not_applied": "an erasure receipt names an entry that still holds its body",
     # derived tables and the rest of the file
     "projection_mismatch": "a projection table differs from the one derived again from the log",
     "meta_changed": "the store's meta table differs from what the store was created with",
-    "migrations_changed": "the migrations table differs from the migrations this schema defines",
+    "migrations_changed": "the migrations table differs from the schema's steps or from what a checkpoint signed",
     "unknown_table": "a table the datatrail schema does not define",
     "missing_table": "a table the datatrail schema defines is not in the store",
     "schema_changed": "a table, index, trigger or view differs from the datatrail schema",
 }
 """Every fault kind ``verify`` can report, with what it means."""
+
+UNBOUND_KINDS: dict[str, str] = {
+    "legacy_checkpoints": "checkpoints signed before notes bound their time and predecessor",
+    "legacy_erasure_receipts": "erasure receipts recorded before they named the entry's kind and time",
+    "migrations_not_signed": "schema steps applied after the newest checkpoint that binds them",
+}
+"""What ``verify`` reports as unbound by design: allowed, but not evidence."""
 
 
 class Fault(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +77,22 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True):
     """The table the fault was found in."""
     detail: str
     """What is wrong, for a person."""
+
+
+class Unbound(msgspec.Struct, frozen=True, kw_only=True):
+    """Stored values that no signature binds because an older datatrail wrote them: not a fault.
+
+    ``verify`` still checks their form and order; it cannot tell a plausible
+    change to them from the original.
+    """
+
+    kind: str
+    """One of :data:`UNBOUND_KINDS`."""
+    table: str
+    count: int
+    """How many rows (checkpoints, erased entries, schema steps) it concerns."""
+    detail: str
+    """Which ones, and what is not evidence, for a person."""
 
 
 class ErasedEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,6 +138,8 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     checkpoints: int
     """Checkpoints examined."""
     seconds: float
+    unbound: list[Unbound] = []
+    """What this trail holds that no signature binds, by the design of an older datatrail."""
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready builtins."""

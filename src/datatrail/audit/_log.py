@@ -1,9 +1,9 @@
-"""Verifying the log itself: entries, the Merkle tree, checkpoints and erasure receipts.
+"""Verifying the log itself: entries, the Merkle tree and erasure receipts.
 
 The entries are streamed in batches; only their 32-byte leaf hashes are kept,
 and from them every perfect subtree is recomputed and compared with
-``tree_nodes``. Checkpoint roots are then read off the recomputed tree, so two
-checkpoints that disagree about a prefix of the log cannot both match it.
+``tree_nodes``. Checkpoints are read off that recomputed tree
+(:mod:`datatrail.audit._checkpoints`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from datatrail.audit._collect import TS_FORMAT, Faults, as_bytes, short
-from datatrail.audit._faults import CheckpointInfo, ErasedEntry
-from datatrail.audit._notes import canonical_signatures
-from datatrail.errors import InvalidEvent, ProofError, SignatureError
-from datatrail.ledger import Verifier, open_checkpoint, root_nodes
+from datatrail.audit._faults import ErasedEntry
+from datatrail.errors import InvalidEvent
+from datatrail.ledger import root_nodes
 from datatrail.model import (
     ErasureRecorded,
     Event,
@@ -28,12 +27,11 @@ from datatrail.model import (
 )
 from datatrail.store import Store
 
-__all__ = ["LogScan", "check_checkpoints", "check_erasures", "check_tree", "scan_events"]
+__all__ = ["LogScan", "check_erasures", "check_tree", "count", "scan_events"]
 
 _sha256 = hashlib.sha256
 _PLACEHOLDER = bytes(32)  # stands in for a missing or malformed leaf so positions stay right
 _BATCH = 10_000
-_CKPT_BATCH = 1_000
 
 _EVENT_COLS = "idx, id, kind, ts, body, leaf, erased_by"
 
@@ -51,8 +49,8 @@ class LogScan:
 
     leaves: list[bytes] = field(default_factory=list)
     levels: list[list[bytes]] = field(default_factory=list)
-    erased: dict[int, tuple[Any, bytes, Any]] = field(default_factory=dict)
-    """index -> (id column, leaf, erased_by column) of entries whose body is NULL."""
+    erased: dict[int, tuple[Any, bytes, Any, Any, Any]] = field(default_factory=dict)
+    """index -> (id, leaf, erased_by, kind, ts) columns of entries whose body is NULL."""
     receipts: dict[int, ErasureRecorded] = field(default_factory=dict)
     """index -> erasure receipt event."""
 
@@ -80,7 +78,8 @@ def _is_canonical(body: bytes) -> bool:
         return False
 
 
-def _count(store: Store, sql: str) -> int:
+def count(store: Store, sql: str) -> int:
+    """The integer a ``SELECT COUNT(*)`` or ``MAX`` query returns; 0 for NULL or garbage."""
     value = store.query(sql)[0][0]
     return value if type(value) is int else 0
 
@@ -90,11 +89,11 @@ def scan_events(store: Store, faults: Faults, progress: Callable[[int], None]) -
     scan = LogScan()
     leaves = scan.leaves
     add_leaf = leaves.append
-    nulls = _count(store, "SELECT COUNT(*) FROM events WHERE idx IS NULL")
+    nulls = count(store, "SELECT COUNT(*) FROM events WHERE idx IS NULL")
     if nulls:
         faults.add("index_gap", None, "events", f"{nulls} entries have no index (NULL)")
-    rows_total = _count(store, "SELECT COUNT(*) FROM events")
-    ckpt_max = _count(store, "SELECT MAX(size) FROM checkpoints")
+    rows_total = count(store, "SELECT COUNT(*) FROM events")
+    ckpt_max = count(store, "SELECT MAX(size) FROM checkpoints")
     # Filling a gap with placeholders is only sensible up to where the log can reach: the
     # stored rows and the signed sizes bound it (and the memory the placeholders take).
     reach = ckpt_max + rows_total
@@ -160,7 +159,7 @@ def scan_events(store: Store, faults: Faults, progress: Callable[[int], None]) -
                         f"entry {idx} holds its body but says it was erased by entry {short(erased_by)}",
                     )
             else:
-                scan.erased[idx] = (eid, raw_leaf, erased_by)
+                scan.erased[idx] = (eid, raw_leaf, erased_by, kind, ts)
                 if kind not in _KINDS or not isinstance(ts, str) or not TS_FORMAT.fullmatch(ts):
                     faults.blame_entry(
                         "event_columns_mismatch",
@@ -331,189 +330,14 @@ def _node_fault(
     )
 
 
-# -- checkpoints ---------------------------------------------------------------------
-
-
-@dataclass
-class _Signed:
-    size: int
-    root: bytes
-    ts: str
-    note: str
-
-
-def check_checkpoints(
-    store: Store,
-    scan: LogScan,
-    faults: Faults,
-    *,
-    verifier: Verifier,
-    origin: str,
-    created_at: str | None,
-) -> tuple[int, CheckpointInfo | None]:
-    """Check every checkpoint's signature, row, origin and root; and that the newest covers the log.
-
-    Returns how many checkpoints were read and the newest validly signed one.
-    """
-    size = scan.size
-    nulls = _count(store, "SELECT COUNT(*) FROM checkpoints WHERE size IS NULL")
-    if nulls:
-        faults.add("unexpected_row", None, "checkpoints", f"{nulls} checkpoints have no size")
-    signed: list[_Signed] = []
-    read = 0
-    cursor: Any = None
-    last_ts = created_at
-    while True:
-        if cursor is None:
-            rows = store.query(
-                "SELECT size, root, note, ts FROM checkpoints WHERE size IS NOT NULL "
-                "ORDER BY size LIMIT ?",
-                (_CKPT_BATCH,),
-            )
-        else:
-            rows = store.query(
-                "SELECT size, root, note, ts FROM checkpoints WHERE size > ? ORDER BY size LIMIT ?",
-                (cursor, _CKPT_BATCH),
-            )
-        if not rows:
-            break
-        read += len(rows)
-        for row_size, row_root, note, ts in rows:
-            cursor = row_size
-            where = f"checkpoint at size {short(row_size)}"
-            try:
-                cp = open_checkpoint(note, verifier)
-            except SignatureError as exc:
-                faults.add("checkpoint_signature", None, "checkpoints", f"{where}: {exc}")
-                continue
-            except ProofError as exc:
-                faults.add("checkpoint_malformed", None, "checkpoints", f"{where}: {exc}")
-                continue
-            if not canonical_signatures(note):
-                faults.add(
-                    "checkpoint_signature",
-                    None,
-                    "checkpoints",
-                    f"{where}: a signature is not in canonical base64, so the note was altered",
-                )
-                continue
-            stored_root = as_bytes(row_root)
-            if cp.size != row_size or cp.root != stored_root:
-                shown = stored_root.hex() if stored_root is not None else row_root
-                faults.add(
-                    "checkpoint_row_mismatch",
-                    None,
-                    "checkpoints",
-                    f"{where}: the row says size {short(row_size)} root {short(shown, 24)}, "
-                    f"its signed note says size {cp.size} root {cp.root.hex()[:16]}…",
-                )
-            if cp.origin != origin:
-                faults.add(
-                    "checkpoint_origin",
-                    None,
-                    "checkpoints",
-                    f"{where} is signed for log {cp.origin!r}, but this store is {origin!r}",
-                )
-                continue
-            if not isinstance(ts, str) or not TS_FORMAT.fullmatch(ts):
-                faults.add(
-                    "checkpoint_order",
-                    None,
-                    "checkpoints",
-                    f"{where} has a malformed time {short(ts)}",
-                )
-            elif last_ts is not None and ts < last_ts:
-                faults.add(
-                    "checkpoint_order",
-                    None,
-                    "checkpoints",
-                    f"{where} was recorded at {ts}, before the one before it ({last_ts}) "
-                    "or before the store was created",
-                )
-            else:
-                last_ts = ts
-            signed.append(_Signed(cp.size, cp.root, ts if isinstance(ts, str) else "", note))
-        if type(cursor) is not int:
-            break
-    _check_roots(scan, faults, signed)
-    latest = max(signed, key=lambda s: s.size, default=None)
-    if latest is None:
-        if size:
-            faults.add(
-                "checkpoint_missing_for_tail",
-                0,
-                "checkpoints",
-                f"no valid checkpoint covers the log's {size} entries",
-            )
-        return read, None
-    if latest.size < size:
-        faults.add(
-            "checkpoint_missing_for_tail",
-            latest.size,
-            "checkpoints",
-            f"entries {latest.size}..{size - 1} are not covered by any valid checkpoint "
-            f"(the newest is at size {latest.size})",
-        )
-    elif latest.size > size:
-        faults.add(
-            "log_truncated",
-            size,
-            "events",
-            f"a signed checkpoint covers {latest.size} entries but the log holds {size}: "
-            f"entries {size}..{latest.size - 1} were removed",
-        )
-    info = CheckpointInfo(
-        size=latest.size, root=latest.root.hex(), origin=origin, ts=latest.ts, note=latest.note
-    )
-    return read, info
-
-
-def _check_roots(scan: LogScan, faults: Faults, signed: list[_Signed]) -> None:
-    size = scan.size
-    in_range = sorted((s for s in signed if s.size <= size), key=lambda s: s.size)
-    matches = [scan.root(s.size) == s.root for s in in_range]
-    good_later = [False] * len(in_range)
-    seen_good = False
-    for i in range(len(in_range) - 1, -1, -1):
-        good_later[i] = seen_good
-        seen_good = seen_good or matches[i]
-    last_good = 0
-    for i, cp in enumerate(in_range):
-        if matches[i]:
-            last_good = cp.size
-            continue
-        blamed = faults.first_bad_in(last_good, cp.size)
-        span = f"entries {last_good}..{cp.size - 1}"
-        if good_later[i]:
-            faults.add(
-                "checkpoint_inconsistent",
-                None,
-                "checkpoints",
-                f"the signed checkpoint at size {cp.size} (root {cp.root.hex()[:16]}…) contradicts "
-                "a later signed checkpoint that matches the log: a forked checkpoint, or "
-                f"{span} were rewritten and re-signed",
-            )
-        else:
-            faults.add(
-                "checkpoint_root_mismatch",
-                last_good if blamed is None else blamed,
-                "checkpoints",
-                f"the log no longer hashes to the root signed at size {cp.size}: "
-                + (
-                    f"entry {blamed} is at fault"
-                    if blamed is not None
-                    else f"one of {span} changed"
-                ),
-            )
-
-
 # -- erasure ---------------------------------------------------------------------------
 
 
 def check_erasures(scan: LogScan, faults: Faults) -> list[ErasedEntry]:
     """Pair every erased entry with its receipt, and every receipt with its erased entry."""
     out: list[ErasedEntry] = []
-    for idx, (eid, leaf, erased_by) in sorted(scan.erased.items()):
+    legacy: list[int] = []
+    for idx, (eid, leaf, erased_by, kind, ts) in sorted(scan.erased.items()):
         receipt = scan.receipts.get(erased_by) if type(erased_by) is int else None
         if (
             receipt is None
@@ -552,6 +376,17 @@ def check_erasures(scan: LogScan, faults: Faults) -> list[ErasedEntry]:
                 f"{receipt.target_index} (id {receipt.target_id}, leaf {receipt.leaf_hash[:16]}…)",
             )
             continue
+        named = (receipt.target_kind, receipt.target_ts)
+        if not any(isinstance(v, str) for v in named):
+            legacy.append(idx)
+        elif named != (kind, ts):
+            faults.blame_entry(
+                "erasure_receipt_mismatch",
+                idx,
+                f"erased entry {idx} has kind {short(kind, 24)} and ts {short(ts, 32)}, but its "
+                f"receipt {erased_by} says it was a {receipt.target_kind} event at {receipt.target_ts}",
+            )
+            continue
         out.append(
             ErasedEntry(
                 index=idx, id=eid, erased_by=erased_by, reason=receipt.reason, ts=receipt.ts
@@ -572,4 +407,13 @@ def check_erasures(scan: LogScan, faults: Faults) -> list[ErasedEntry]:
                     else f"the entry names receipt {short(entry[2])}"
                 ),
             )
+    if legacy:
+        faults.unbound(
+            "legacy_erasure_receipts",
+            "events",
+            len(legacy),
+            f"{len(legacy)} erased entries (first: {legacy[0]}) were erased by receipts recorded "
+            "before receipts named the entry's kind and time: their kind and ts columns are "
+            "checked for form only",
+        )
     return out

@@ -160,10 +160,11 @@ def check_meta(store: Store, faults: Faults) -> str:
     return origin if isinstance(origin, str) else ""
 
 
-def check_migrations(store: Store, faults: Faults) -> str | None:
+def check_migrations(store: Store, faults: Faults) -> tuple[str | None, list[tuple[Any, ...]]]:
     """Check ``migrations`` records exactly this schema's steps, in time order.
 
-    Returns when the store was created (the first step's time), if well formed.
+    Returns when the store was created (the first step's time, if well formed)
+    and the rows by version, which the checkpoints' binding lines commit to.
     """
     rows = store.query("SELECT version, name, applied_at FROM migrations ORDER BY version")
     want = [(m.version, m.name) for m in MIGRATIONS]
@@ -194,7 +195,8 @@ def check_migrations(store: Store, faults: Faults) -> str | None:
         else:
             last = applied_at
     first = rows[0][2] if rows else None
-    return first if isinstance(first, str) and TS_FORMAT.fullmatch(first) else None
+    created = first if isinstance(first, str) and TS_FORMAT.fullmatch(first) else None
+    return created, [tuple(r) for r in rows]
 
 
 # -- projections --------------------------------------------------------------------------

@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from datatrail.audit._checkpoints import check_checkpoints
 from datatrail.audit._collect import Faults
 from datatrail.audit._faults import VerifyReport
-from datatrail.audit._log import check_checkpoints, check_erasures, check_tree, scan_events
+from datatrail.audit._log import check_erasures, check_tree, scan_events
 from datatrail.audit._tables import check_meta, check_migrations, check_projections, check_schema
 from datatrail.errors import KeyFileError
 from datatrail.ledger import VERIFIER_KEY_FILE, Verifier, load_verifier
@@ -51,7 +52,9 @@ def verify(
     ``verifier`` is the log's public key (a :class:`~datatrail.ledger.Verifier`,
     key text or a key file); by default the ``verifier.key`` beside the store.
     ``progress(done, total)`` is called as the work advances. Problems with the
-    trail are returned as faults, never raised; a missing key raises
+    trail are returned as faults, never raised; what a trail recorded by an
+    older datatrail stores without a signature binding it is listed in the
+    report's ``unbound``, not as a fault. A missing key raises
     :class:`~datatrail.errors.KeyFileError`.
     """
     started = time.perf_counter()
@@ -59,7 +62,9 @@ def verify(
     faults = Faults()
     present = check_schema(store, faults)
     origin = check_meta(store, faults) if "meta" in present else ""
-    created_at = check_migrations(store, faults) if "migrations" in present else None
+    created_at, migrations = (
+        check_migrations(store, faults) if "migrations" in present else (None, [])
+    )
     log_ok = {"events", "tree_nodes", "checkpoints"} <= present
     total = 0
     if log_ok:
@@ -78,7 +83,13 @@ def verify(
         erased = check_erasures(scan, faults)
         check_tree(store, scan, faults)
         read, latest = check_checkpoints(
-            store, scan, faults, verifier=key, origin=origin, created_at=created_at
+            store,
+            scan,
+            faults,
+            verifier=key,
+            origin=origin,
+            created_at=created_at,
+            migrations=migrations,
         )
         size, root = scan.size, scan.root(scan.size).hex()
         del scan  # the leaves are not needed while the projections are derived
@@ -104,4 +115,5 @@ def verify(
         erased=erased,
         checkpoints=read,
         seconds=round(time.perf_counter() - started, 3),
+        unbound=faults.unbound_items,
     )

@@ -90,6 +90,8 @@ def _print_report(report: VerifyReport) -> None:
     if report.erased:
         receipts = ", ".join(str(e.erased_by) for e in report.erased[:10])
         console.print(f"  erased      {len(report.erased)} entries, by receipts {receipts}")
+    for item in report.unbound:  # allowed, but not evidence: an auditor must know
+        console.print(f"  unbound     {escape(item.detail)}", highlight=False)
     if not report.ok:
         console.print(f"  faults      {report.faults_total}")
         for fault in report.faults[:_SHOWN_FAULTS]:

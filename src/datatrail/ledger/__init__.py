@@ -8,11 +8,14 @@ with nothing but the verifier key: :func:`verify_inclusion`,
   ``0x01`` node prefixes, ``SHA-256("")`` for the empty tree).
 - Checkpoints are C2SP ``tlog-checkpoint`` bodies in C2SP ``signed-note``
   envelopes with Ed25519 keys; the key files use the same text formats.
+  Datatrail's own checkpoints add three extension lines (time, predecessor,
+  schema steps) that :class:`CheckpointBinding` reads and writes.
 - Bad inputs raise :class:`~datatrail.errors.ProofError`,
   :class:`~datatrail.errors.SignatureError` or
   :class:`~datatrail.errors.KeyFileError`, all :class:`~datatrail.errors.LedgerError`.
 """
 
+from datatrail.ledger._binding import CheckpointBinding, migrations_digest
 from datatrail.ledger._keys import (
     SIGNING_KEY_FILE,
     VERIFIER_KEY_FILE,
@@ -59,6 +62,7 @@ __all__ = [
     "SIGNING_KEY_FILE",
     "VERIFIER_KEY_FILE",
     "Checkpoint",
+    "CheckpointBinding",
     "InsecureKeyFileWarning",
     "NoteSignature",
     "NoteText",
@@ -76,6 +80,7 @@ __all__ = [
     "leaf_hash",
     "load_signer",
     "load_verifier",
+    "migrations_digest",
     "node_hash",
     "open_checkpoint",
     "open_note",

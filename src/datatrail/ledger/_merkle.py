@@ -22,7 +22,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from itertools import repeat
-from typing import Any, cast
+from operator import itemgetter
+from typing import Any
 
 from datatrail.errors import ProofError
 
@@ -65,6 +66,8 @@ _EMPTY_ROOT = _sha256(b"").digest()
 # Never updated after this line, so sharing them across threads is safe.
 _LEAF_PREFIX = _sha256(b"\x00")
 _NODE_PREFIX = _sha256(b"\x01")
+_BYTES = {bytes}
+_HASH_LEN = {HASH_SIZE}
 
 
 # -- the two RFC 9162 primitives -------------------------------------------
@@ -256,33 +259,49 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes
 # -- node-based, for the store ---------------------------------------------------
 
 
-def _inclusion_layout(index: int, size: int) -> Layout:
-    """The nodes of an inclusion proof in closed form, bottom up, without walking the tree.
+@lru_cache(maxsize=1024)
+def _inclusion_top(size: int, inner: int) -> tuple[tuple[NodeId, ...], int]:
+    """The nodes of an inclusion proof from level ``inner - 1`` up, and how many of them fold.
 
-    ``inner`` counts the levels below the one where ``index`` and ``size - 1``
-    part ways. Below it the path climbs a perfect tree (sibling at ``level``
-    is node ``(index >> level) ^ 1``); at level ``inner - 1`` the sibling is on
-    the right and is the one place the tree's right edge can cut a subtree
-    short; above it each set bit of ``index`` adds a perfect left sibling.
+    ``inner`` counts the levels below the one where a leaf index and
+    ``size - 1`` part ways. Every index with the same ``inner`` shares its
+    bits above that level with ``size - 1`` and has a 0 where ``size - 1``
+    has its 1, so this part of the path depends only on ``(size, inner)``:
+    cached, a tree size has at most 64 of them. At level ``inner - 1`` the
+    sibling is on the right and is the one place the tree's right edge can
+    cut a subtree short (then it is the fold of the perfect parts that come
+    first here); above it each set bit of the index adds a perfect left sibling.
+    """
+    last = size - 1
+    top: list[NodeId] = []
+    fold = 0
+    if inner:
+        level = inner - 1
+        if size & ((1 << level) - 1):
+            top = _range_nodes((last >> level) << level, size)
+        else:
+            top = [(level, last >> level)]
+        fold = len(top)
+    top += [
+        (level, (last >> level) ^ 1)
+        for level in range(inner, last.bit_length())
+        if last >> level & 1
+    ]
+    return tuple(top), fold
+
+
+def _inclusion_layout(index: int, size: int) -> tuple[list[NodeId], int]:
+    """The nodes of an inclusion proof, bottom up, and how many nodes from ``inner - 1`` fold.
+
+    Below level ``inner - 1`` the path climbs a perfect tree: the sibling at
+    ``level`` is node ``(index >> level) ^ 1``. The rest comes from
+    :func:`_inclusion_top`. One list, no tree walk.
     """
     inner = (index ^ (size - 1)).bit_length()
-    flat = [(level, (index >> level) ^ 1) for level in range(inner - 1)]
-    folds: list[tuple[int, int]] = []
-    if inner:
-        top = inner - 1
-        sibling = (index >> top) ^ 1
-        if size & ((1 << top) - 1):
-            parts = _range_nodes(sibling << top, size)
-            folds.append((len(flat), len(parts)))
-            flat += parts
-        else:
-            flat.append((top, sibling))
-    flat += [
-        (level, (index >> level) ^ 1)
-        for level in range(inner, index.bit_length())
-        if index >> level & 1
-    ]
-    return flat, folds
+    top, fold = _inclusion_top(size, inner)
+    wanted = [(level, (index >> level) ^ 1) for level in range(inner - 1)]
+    wanted += top
+    return wanted, fold
 
 
 def _consistency_layout(old_size: int, new_size: int) -> Layout:
@@ -300,17 +319,26 @@ def _consistency_layout(old_size: int, new_size: int) -> Layout:
     return flat, folds
 
 
-def _all_hashes(values: list[Any]) -> bool:
-    """Whether every value is 32 ``bytes``, checked at C speed (no per-item Python code)."""
-    return set(map(type, values)) == {bytes} and set(map(len, values)) == {HASH_SIZE}
-
-
 def _fetch(nodes: Mapping[NodeId, bytes], wanted: list[NodeId]) -> list[bytes]:
     """Look the nodes up at C speed; only a failing check builds an error message."""
-    if not isinstance(nodes, Mapping):
+    values: list[Any]
+    if type(nodes) is dict:
+        if len(nodes) == len(wanted) and list(nodes) == wanted:
+            # Exactly the nodes named, in the order named (what a store builds
+            # from one fetch): its values are the answer, no lookups needed.
+            values = list(nodes.values())
+        elif len(wanted) > 1:
+            try:  # every lookup in one C loop, without a method call each
+                values = list(itemgetter(*wanted)(nodes))
+            except KeyError:
+                values = list(map(nodes.get, wanted))  # the check below names the missing one
+        else:
+            values = list(map(nodes.get, wanted))
+    elif isinstance(nodes, Mapping):
+        values = list(map(nodes.get, wanted))
+    else:
         raise ProofError(f"nodes must be a mapping, not {type(nodes).__name__}")
-    values = list(map(nodes.get, wanted))
-    if values and not _all_hashes(values):
+    if values and (set(map(type, values)) != _BYTES or set(map(len, values)) != _HASH_LEN):
         for (level, index), value in zip(wanted, values, strict=True):
             if value is None:
                 raise ProofError(
@@ -318,7 +346,7 @@ def _fetch(nodes: Mapping[NodeId, bytes], wanted: list[NodeId]) -> list[bytes]:
                     "fetch every node the matching *_nodes() function names"
                 )
             _hash(value, f"tree node (level {level}, index {index})")
-    return cast(list[bytes], values)
+    return values
 
 
 def _fold(parts: list[bytes]) -> bytes:
@@ -376,20 +404,43 @@ def root_from_frontier(frontier: Sequence[bytes], size: int) -> bytes:
     return _fold(hashes) if hashes else _EMPTY_ROOT
 
 
+_last_inclusion: tuple[int, int, list[NodeId], int] = (-1, -1, [], 0)
+"""The layout :func:`inclusion_nodes` computed last: ``(index, size, nodes, fold)``.
+
+A store names the nodes, fetches them and assembles with the same arguments,
+so the assembly reuses it. It is a pure function of ``(index, size)`` and is
+replaced whole, never mutated (callers get a copy), so threads may share it.
+"""
+
+
 def inclusion_nodes(index: int, size: int) -> list[NodeId]:
     """The perfect nodes an inclusion proof of leaf ``index`` in a tree of ``size`` needs.
 
     At most about ``2 * log2(size)`` of them, so a store fetches them in one
     query. Level-0 nodes are leaf hashes.
     """
-    index, size = _check_inclusion_args(index, size)
-    return _inclusion_layout(index, size)[0]
+    global _last_inclusion
+    if not (type(index) is int and type(size) is int and 0 <= index < size):
+        index, size = _check_inclusion_args(index, size)
+    wanted, fold = _inclusion_layout(index, size)
+    _last_inclusion = (index, size, wanted, fold)
+    return wanted.copy()
 
 
 def inclusion_proof_from(nodes: Mapping[NodeId, bytes], index: int, size: int) -> list[bytes]:
     """Assemble the inclusion proof from the nodes :func:`inclusion_nodes` named."""
-    index, size = _check_inclusion_args(index, size)
-    return _assemble(nodes, _inclusion_layout(index, size))
+    if not (type(index) is int and type(size) is int and 0 <= index < size):
+        index, size = _check_inclusion_args(index, size)
+    last = _last_inclusion
+    if last[0] == index and last[1] == size:
+        wanted, fold = last[2], last[3]
+    else:
+        wanted, fold = _inclusion_layout(index, size)
+    values = _fetch(nodes, wanted)
+    if fold > 1:
+        at = (index ^ (size - 1)).bit_length() - 1
+        values[at : at + fold] = [_fold_joined(b"".join(values[at : at + fold]))]
+    return values
 
 
 def consistency_nodes(old_size: int, new_size: int) -> list[NodeId]:

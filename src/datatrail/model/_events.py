@@ -153,7 +153,13 @@ class IORecorded(_Base, frozen=True, kw_only=True, tag="io"):
 
 
 class ErasureRecorded(_Base, frozen=True, kw_only=True, tag="erasure"):
-    """A receipt: the payload of the event at ``target_index`` was erased; its leaf hash stays."""
+    """A receipt: the payload of the event at ``target_index`` was erased; its leaf hash stays.
+
+    ``target_kind`` and ``target_ts`` keep the erased entry's ``kind`` and
+    ``ts`` columns in evidence once its body (which held them) is gone.
+    Receipts recorded before they existed lack them; an unset field is left
+    out of the encoding, so those receipts keep their bytes and leaf hashes.
+    """
 
     target_index: int
     target_id: str
@@ -161,6 +167,10 @@ class ErasureRecorded(_Base, frozen=True, kw_only=True, tag="erasure"):
     """Hex SHA-256 leaf hash of the erased event, which the tree keeps."""
     reason: str
     actor: Actor | None = None
+    target_kind: str | msgspec.UnsetType = msgspec.UNSET
+    """The erased event's kind (``run_started``, ``io``, ...)."""
+    target_ts: str | msgspec.UnsetType = msgspec.UNSET
+    """The erased event's ``ts``."""
 
 
 class Record(_Base, frozen=True, kw_only=True, tag="record"):

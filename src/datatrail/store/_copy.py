@@ -3,8 +3,10 @@
 The log is copied as stored — canonical bytes, leaf hashes, erasure marks, tree
 nodes and every signed checkpoint — and the target takes the source's store id
 and origin, so the same verifier key checks it and its root is the same. The
-projections are then derived again on the target, which is what ``verify``
-compares them with anyway.
+signed notes also commit to the source's ``migrations`` rows (their binding
+lines), so the target takes those rows' times too and must end up with the
+same rows. The projections are then derived again on the target, which is
+what ``verify`` compares them with anyway.
 """
 
 from __future__ import annotations
@@ -38,10 +40,19 @@ def copy_trail(source: LogEngine, target: LogEngine, progress: Progress | None =
         for key, value in meta.items():  # store id and origin: the source's
             target._execute(tx, "DELETE FROM meta WHERE key = ?", (key,))
             target._execute(tx, "INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
-        # The store's creation time (when schema v1 was applied) bounds its checkpoint times.
-        for version, applied_at in source.query("SELECT version, applied_at FROM migrations"):
+        # The store's creation time (when schema v1 was applied) bounds its checkpoint times,
+        # and the copied notes commit to every step's time: the target's rows must be the source's.
+        steps = "SELECT version, name, applied_at FROM migrations ORDER BY version"
+        wanted = [tuple(r) for r in source.query(steps)]
+        for version, _, applied_at in wanted:
             target._execute(
                 tx, "UPDATE migrations SET applied_at = ? WHERE version = ?", (applied_at, version)
+            )
+        got = [tuple(r) for r in target._execute(tx, steps)]
+        if got != wanted:
+            raise StoreError(
+                f"the target's schema steps {[r[:2] for r in got]} differ from the source's "
+                f"{[r[:2] for r in wanted]}; open both with the same datatrail version first"
             )
         done = 0
         while done < size:

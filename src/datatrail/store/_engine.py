@@ -18,6 +18,7 @@ from typing import Any
 from datatrail.errors import InvalidEvent, ProofError
 from datatrail.ledger import (
     Checkpoint,
+    CheckpointBinding,
     Signer,
     append_nodes,
     consistency_nodes,
@@ -25,6 +26,7 @@ from datatrail.ledger import (
     frontier_nodes,
     inclusion_nodes,
     inclusion_proof_from,
+    migrations_digest,
     root_from,
     root_from_frontier,
     root_nodes,
@@ -160,11 +162,13 @@ class LogEngine:
     def _apply_erasures(self, tx: Any, erasures: list[tuple[int, ErasureRecorded]]) -> None:
         for receipt_idx, ev in erasures:
             rows = self._execute(
-                tx, "SELECT id, leaf, erased_by, kind FROM events WHERE idx = ?", (ev.target_index,)
+                tx,
+                "SELECT id, leaf, erased_by, kind, ts FROM events WHERE idx = ?",
+                (ev.target_index,),
             )
             if not rows:
                 raise InvalidEvent(f"erasure {ev.id}: there is no entry {ev.target_index} to erase")
-            target_id, leaf, erased_by, kind = rows[0]
+            target_id, leaf, erased_by, kind, ts = rows[0]
             if target_id != ev.target_id or bytes(leaf).hex() != ev.leaf_hash:
                 raise InvalidEvent(
                     f"erasure {ev.id}: entry {ev.target_index} is {target_id} with leaf {bytes(leaf).hex()}, "
@@ -178,6 +182,14 @@ class LogEngine:
                 raise InvalidEvent(
                     f"entry {ev.target_index} is an erasure receipt; receipts cannot be erased"
                 )
+            # Older receipts lack the target's kind and time; a receipt that has them must be right,
+            # since after this update they are the only evidence of the entry's kind and ts columns.
+            named = (ev.target_kind, ev.target_ts)
+            if any(isinstance(v, str) for v in named) and named != (kind, ts):
+                raise InvalidEvent(
+                    f"erasure {ev.id}: entry {ev.target_index} is a {kind} event at {ts}, "
+                    f"not {ev.target_kind} at {ev.target_ts}"
+                )
             self._execute(
                 tx,
                 "UPDATE events SET body = NULL, erased_by = ? WHERE idx = ?",
@@ -185,7 +197,31 @@ class LogEngine:
             )
 
     def _checkpoint_tx(self, tx: Any, size: int, root: bytes) -> str:
-        checkpoint = Checkpoint(origin=self.origin, size=size, root=root)
+        # The note binds the rows around the tree head too (datatrail.ledger.CheckpointBinding):
+        # its stored time, the checkpoint before it (a chain: a deleted row breaks a link) and
+        # the schema steps applied, so none of them can be changed or removed unseen.
+        ts = now_ts()
+        prev_size, prev_root = 0, _EMPTY_ROOT
+        prev = self._execute(
+            tx, "SELECT size, root, ts FROM checkpoints ORDER BY size DESC LIMIT 1"
+        )
+        if prev:
+            prev_size, prev_root = int(prev[0][0]), bytes(prev[0][1])
+            if isinstance(prev[0][2], str) and ts < prev[0][2]:
+                ts = prev[0][2]  # a clock stepped back must not make signed times run backwards
+        steps = self._execute(
+            tx, "SELECT version, name, applied_at FROM migrations ORDER BY version"
+        )
+        binding = CheckpointBinding(
+            time=ts,
+            prev_size=prev_size,
+            prev_root=prev_root,
+            migrations=len(steps),
+            migrations_digest=migrations_digest(steps),
+        )
+        checkpoint = Checkpoint(
+            origin=self.origin, size=size, root=root, extensions=binding.lines()
+        )
         note = (
             sign_checkpoint(checkpoint, self.signer)
             if self.signer is not None
@@ -194,7 +230,7 @@ class LogEngine:
         self._execute(
             tx,
             "INSERT INTO checkpoints (size, root, note, ts) VALUES (?, ?, ?, ?)",
-            (size, root, note, now_ts()),
+            (size, root, note, ts),
         )
         return note
 
