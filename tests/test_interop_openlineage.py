@@ -222,6 +222,52 @@ def test_mutated_events_are_judged_as_the_official_schemas_judge_them(
     assert disagreements == []
 
 
+def _mutations(event: Any) -> Iterator[Any]:
+    for path in _paths(event):
+        for op in ("delete", "text", 1.5, [], {}, None):
+            mutated = copy.deepcopy(event)
+            parent = mutated
+            for key in path[:-1]:
+                parent = parent[key]
+            if op == "delete":
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = op
+            yield mutated
+
+
+def test_the_quick_verdict_always_agrees_with_the_check_that_points(testdata: Path) -> None:
+    """Validation trusts the pointer-free predicates when they accept: they must never differ."""
+    from datatrail.interop.openlineage._checks import Bad
+    from datatrail.interop.openlineage._schema import _valid, _validate
+
+    disagreements = []
+    count = 0
+    for name, event in _samples(testdata):
+        if sum(1 for _ in _paths(event)) > 200:
+            continue  # the large samples add time, not kinds of fields
+        for candidate in (event, *_mutations(event)):
+            try:
+                _validate(candidate)
+                checked = True
+            except Bad:
+                checked = False
+            count += 1
+            if _valid(candidate) != checked:
+                disagreements.append(name)
+    assert count > 5_000
+    assert disagreements == []
+
+
+def test_derived_ids_are_the_uuid5_they_always_were() -> None:
+    import uuid
+
+    from datatrail.interop.openlineage._ingest import _NS, _derived_uuid
+
+    for parts in (("openlineage", "ab" * 32, "0"), ("version", "ns", "näme", "v1"), ("",)):
+        assert _derived_uuid(*parts) == str(uuid.uuid5(_NS, "\x1f".join(parts)))
+
+
 def test_facet_examples_of_the_spec_are_judged_as_the_official_schemas_judge_them(
     testdata: Path, official: Official
 ) -> None:

@@ -8,6 +8,7 @@ tests (tests/test_ui_browser.py) reuse :func:`build_site`.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from html import unescape
@@ -330,14 +331,16 @@ def test_a_search_query_is_echoed_escaped(site: Site) -> None:
 
 def test_home_counts_match_the_store_and_lists_the_failed_run(site: Site) -> None:
     c = client(site)
-    html = c.get("/ui/").text
+    site.app.state.access.flush()  # no earlier read's access event lands while we compare
     store = site.app.state.store
+    size = store.latest_checkpoint().size
+    html = c.get("/ui/").text
     for table in ("runs", "jobs", "datasets", "artifacts"):
         n = store.query(f"SELECT COUNT(*) FROM {table}")[0][0]
         assert re.search(rf'data-count="{table}"><b>{n:,}</b>', html), table
     failed = html.split('id="failed"', 1)[1]
     assert site.failed_run[:13] in failed
-    assert f"{store.latest_checkpoint().size:,}" in html
+    assert f"{size:,}" in html
 
 
 def test_search_finds_datasets_jobs_and_runs_case_insensitively(site: Site) -> None:
@@ -408,8 +411,6 @@ def test_dataset_page_shows_versions_schema_classification_and_holds(site: Site)
 
 
 def test_lineage_page_embeds_both_directions_for_the_browser(site: Site) -> None:
-    import json
-
     r = client(site).get("/ui/lineage", params={"node": site.orders, "depth": "5"})
     assert r.status_code == 200
     raw = re.search(r'id="lineage-data">(.*?)</script>', r.text, re.S)
@@ -440,13 +441,17 @@ def test_policies_page_shows_the_active_version_history_and_a_diff(site: Site) -
     assert c.get("/ui/policies", params={"a": "1", "b": "9"}).status_code == 404
 
 
+def _audit_rows(c: TestClient, **params: str) -> list[tuple[str, str]]:
+    html = c.get("/ui/audit", params=params).text
+    table = html.split('id="access-table"', 1)[1].split("</table>", 1)[0]
+    return re.findall(r'<tr class="outcome-(\w+)"><td[^>]*>[^<]*</td><td>([^<]*)</td>', table)
+
+
 def test_audit_page_filters_the_access_log(site: Site) -> None:
     c = client(site, "auditor")
 
-    def rows(**params: str) -> list[str]:
-        html = c.get("/ui/audit", params=params).text
-        table = html.split('id="access-table"', 1)[1].split("</table>", 1)[0]
-        return re.findall(r'<tr class="outcome-(\w+)"><td[^>]*>[^<]*</td><td>([^<]*)</td>', table)
+    def rows(**params: str) -> list[tuple[str, str]]:
+        return _audit_rows(c, action="read", **params)  # data reads; page views are "view"
 
     assert sorted(rows()) == [("allow", "ana"), ("deny", "bob"), ("deny", "bob")]
     assert rows(principal="ana") == [("allow", "ana")]
@@ -457,12 +462,28 @@ def test_audit_page_filters_the_access_log(site: Site) -> None:
     assert c.get("/ui/audit", params={"since": "yesterday-ish"}).status_code == 400
 
 
+def test_page_reads_are_in_the_access_log_as_views(site: Site) -> None:
+    client(site, "viewer").get("/ui/dataset", params={"id": site.orders})
+    site.app.state.access.flush()
+    views = _audit_rows(
+        client(site, "auditor"), action="view", principal="viewer-user", subject=site.orders
+    )
+    assert views and views[0] == ("allow", "viewer-user")
+
+
 def test_compliance_dashboard_counts_open_holds_denials_and_open_alerts(site: Site) -> None:
+    site.app.state.access.flush()  # refused page reads of earlier tests are denials too
+    store = site.app.state.store
+    denied = sum(
+        json.loads(data)["outcome"] == "deny"
+        for (data,) in store.query("SELECT data FROM records WHERE topic = 'access'")
+    )
+    assert denied >= 2  # bob's two, at least
     html = client(site, "auditor").get("/ui/audit").text
     holds = text_of(html.split('id="holds"', 1)[1].split("</div>", 1)[0])
     assert "CASE-7" in holds and "CASE-8" not in holds
     denials = text_of(html.split('id="denials"', 1)[1].split("</div>", 1)[0])
-    assert denials.startswith("> Denied reads 2")
+    assert denials.startswith(f"> Denied reads {denied}")
     alerts = text_of(html.split('id="alerts"', 1)[1].split("</div>", 1)[0])
     assert "bob read 40x" in alerts and "acknowledged drift" not in alerts
 
@@ -470,6 +491,7 @@ def test_compliance_dashboard_counts_open_holds_denials_and_open_alerts(site: Si
 def test_verifying_from_the_web_records_the_result_and_shows_it(site: Site) -> None:
     c = client(site, "auditor")
     store = site.app.state.store
+    site.app.state.access.flush()
     before = store.size()
     r = c.post("/ui/verify")
     assert r.status_code == 303
@@ -521,11 +543,13 @@ def test_dataset_page_shows_owner_policy_classification_path_and_retention(site:
 
 
 def _access_rows(site: Site, principal: str) -> list[str]:
+    """The principal's governed data reads (``read``; page views are ``view``)."""
     return [
         str(r[0])
         for r in site.app.state.store.query(
-            "SELECT data FROM records WHERE topic = 'access' AND data LIKE ? ORDER BY idx",
-            (f'%"principal":"{principal}"%',),
+            "SELECT data FROM records WHERE topic = 'access' AND data LIKE ? AND data LIKE ? "
+            "ORDER BY idx",
+            (f'%"principal":"{principal}"%', '%"action":"read"%'),
         )
     ]
 

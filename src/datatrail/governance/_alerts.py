@@ -107,6 +107,8 @@ def check_volume(
     volumes: dict[int, float] = {}
     for ts, text in rows:
         data = from_json(text)
+        if data.get("decided_by") == "role":
+            continue  # a catalog view, not a read of data: it moves no rows
         if data.get("principal") != principal or data.get("outcome") != "allow":
             continue
         volumes[_bucket(ts, bucket)] = volumes.get(_bucket(ts, bucket), 0.0) + float(

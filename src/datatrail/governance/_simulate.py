@@ -69,6 +69,8 @@ def simulate(store: Store, candidate: Policy, *, since: str = "30d") -> Simulati
     )
     for idx, ts, subject, text in rows:
         data = from_json(text)
+        if data.get("decided_by") == "role":
+            continue  # a catalog view the server's roles decided; no policy rule was asked
         principal = str(data.get("principal") or "")
         action = str(data.get("action") or "read")
         resource = str(data.get("resource") or subject or "")

@@ -222,8 +222,10 @@ def load_facts(store: Store) -> Facts:
         facts.purged.add((str(data.get("artifact", "")), data.get("dataset")))
     facts.reviews = _reviews(store)
     for subject, ts in store.query(
+        # Reads of the data count; a catalog view of its page (decided by the server's
+        # roles, recorded in canonical JSON) does not keep data alive.
         "SELECT subject, MAX(ts) FROM records WHERE topic = 'access' AND subject IS NOT NULL "
-        "GROUP BY subject"
+        'AND data NOT LIKE \'%"decided_by":"role"%\' GROUP BY subject'
     ):
         facts.last_access[str(subject)] = str(ts)
     for topic, subject, ts in store.query(

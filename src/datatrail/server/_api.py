@@ -273,8 +273,8 @@ def inclusion(call: Call) -> dict[str, Any]:
     """An RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` entries."""
     store = call.state.store
     index, size = call.params["index"], call.params["size"]
-    proof = store.inclusion_proof(index, size)
-    n = store.size() if size is None else size
+    n = store.size() if size is None else size  # read once: the log may grow meanwhile
+    proof = store.inclusion_proof(index, n)
     return {
         "index": index,
         "size": n,
@@ -288,8 +288,8 @@ def consistency(call: Call) -> dict[str, Any]:
     """An RFC 9162 consistency proof between two sizes of the tree."""
     store = call.state.store
     old, new = call.params["old"], call.params["new"]
-    proof = store.consistency_proof(old, new)
-    n = store.size() if new is None else new
+    n = store.size() if new is None else new  # read once: the log may grow meanwhile
+    proof = store.consistency_proof(old, n)
     return {
         "old_size": old,
         "new_size": n,

@@ -1,11 +1,15 @@
 """``create_app``: the ASGI app over one trail's store.
 
 The app is stateless beyond its store connection: tokens, events and
-everything else live in the store, so any number of servers can serve one
-PostgreSQL store. ``app.state`` holds ``home`` (the trail folder, for keys;
-``None`` when given a bare store), ``store``, ``trail`` (a :class:`Trail` over
-the store), ``settings`` and ``routes`` (the API route table). The web UI's
-routes (``datatrail.server._ui.ui_routes``) are mounted at ``/`` behind the API.
+everything else live in the store (what it caches, the store can always
+overrule), so any number of servers can serve one PostgreSQL store.
+``app.state`` holds ``home`` (the trail folder, for keys; ``None`` when given a
+bare store), ``store``, ``trail`` (a :class:`Trail` over the store),
+``settings``, ``routes`` (the API route table), ``committer`` (the OpenLineage
+group committer) and ``access`` (the queue of access records); their two
+background threads start on first use and finish their work when the app's
+lifespan ends. The web UI's routes (``datatrail.server._ui.ui_routes``) are
+mounted at ``/`` behind the API.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from starlette.routing import BaseRoute, Mount
 
 from datatrail.errors import ConfigError
 from datatrail.lineage import Trail
+from datatrail.server._access import AccessLog
 from datatrail.server._api import API_ROUTES
 from datatrail.server._auth import Authenticator
+from datatrail.server._commit import GroupCommitter
 from datatrail.server._errors import JSONResponse
 from datatrail.server._governance import GOVERNANCE_ROUTES
 from datatrail.server._ingest import INGEST_ROUTES
@@ -116,12 +122,15 @@ def create_app(
     heartbeat: float = 15.0,
     token_cache_seconds: float = 2.0,
     extra_routes: tuple[ApiRoute, ...] = (),
+    spill_dir: str | os.PathLike[str] | None = None,
 ) -> Starlette:
     """The datatrail ASGI app over a trail (folder, store file, URL, :class:`Home` or open store).
 
     ``max_body`` bounds request bodies (after gunzip; larger ones get 413).
     A store passed in is used as is (and not closed with the app); anything
     else is opened with the trail's signing key, so appends are checkpointed.
+    ``spill_dir`` is where access records wait while the store does not answer
+    (default: ``spill/server`` in the trail folder).
     """
     if max_body < 1:
         raise ConfigError(f"max_body must be positive, not {max_body}")
@@ -139,6 +148,10 @@ def create_app(
         token_cache_seconds=token_cache_seconds,
     )
     routes = (*ROUTES, *extra_routes)
+    committer = GroupCommitter(store)
+    access = AccessLog(
+        store, home=home, spill_dir=Path(spill_dir) if spill_dir is not None else None
+    )
 
     running = [0]
 
@@ -150,8 +163,12 @@ def create_app(
             yield
         finally:
             running[0] -= 1
-            if owned and running[0] == 0:
-                store.close()
+            if running[0] == 0:
+                # Answer what is in flight and make every access record durable first.
+                committer.close()
+                access.close()
+                if owned:
+                    store.close()
 
     app = Starlette(
         routes=[
@@ -168,6 +185,8 @@ def create_app(
     app.state.settings = settings
     app.state.routes = routes
     app.state.auth = Authenticator(store, cache_seconds=token_cache_seconds)
+    app.state.committer = committer
+    app.state.access = access
     return app
 
 

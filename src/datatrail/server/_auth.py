@@ -44,6 +44,7 @@ __all__ = [
     "Principal",
     "TokenInfo",
     "authenticate",
+    "authenticate_cached",
     "create_token",
     "list_tokens",
     "parse_expires",
@@ -251,10 +252,12 @@ def revoke_token(store: Store, token_id: str, *, by: str | None = None) -> Token
     return msgspec.structs.replace(info, revoked=ts)
 
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(
+def _unauthorized(message: str, principal: Principal | None = None) -> ApiError:
+    exc = ApiError(
         401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="datatrail"'}
     )
+    exc.principal = principal  # a token the trail issued: its refusal is an access event
+    return exc
 
 
 class Authenticator:
@@ -286,7 +289,24 @@ class Authenticator:
                         self._cache.clear()
                     self._cache[digest] = (now, principal, expires)
         if expires is not None and expires <= now_ts():
-            raise _unauthorized(f"token {principal.token_id} expired at {expires}; make a new one")
+            raise _unauthorized(
+                f"token {principal.token_id} expired at {expires}; make a new one", principal
+            )
+        return principal
+
+    def cached(self, token: str) -> Principal | None:
+        """The token's principal if it was checked within ``cache_seconds``, else ``None``.
+
+        Never asks the store, so it may run on the event loop; ``None`` means "call
+        :meth:`check`" (which also says why a token is refused).
+        """
+        with self._lock:
+            cached = self._cache.get(_hash(token))
+        if cached is None or time.monotonic() - cached[0] >= self.cache_seconds:
+            return None
+        principal, expires = cached[1], cached[2]
+        if expires is not None and expires <= now_ts():
+            return None
         return principal
 
     def _lookup(self, token: str, digest: str) -> tuple[Principal, str | None]:
@@ -298,7 +318,10 @@ class Authenticator:
             raise _unauthorized("the token is not known to this trail")
         info = found[0]
         if info.revoked is not None:
-            raise _unauthorized(f"token {info.token_id} was revoked at {info.revoked}")
+            raise _unauthorized(
+                f"token {info.token_id} was revoked at {info.revoked}",
+                Principal(name=info.principal, role=info.role, token_id=info.token_id),
+            )
         return Principal(name=info.principal, role=info.role, token_id=info.token_id), info.expires
 
 
@@ -311,6 +334,15 @@ def bearer_token(conn: HTTPConnection) -> str | None:
             raise _unauthorized("the Authorization header must be 'Bearer TOKEN'")
         return value.strip()
     return conn.cookies.get(COOKIE) or None
+
+
+def authenticate_cached(conn: HTTPConnection) -> Principal | None:
+    """The caller if their token was checked moments ago (no store query), else ``None``."""
+    token = bearer_token(conn)
+    if token is None:
+        return None
+    auth: Authenticator = conn.app.state.auth
+    return auth.cached(token)
 
 
 def authenticate_sync(conn: HTTPConnection) -> Principal:

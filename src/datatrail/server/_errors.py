@@ -74,6 +74,8 @@ class ApiError(DatatrailError):
         self.code = code
         self.extra = extra
         self.headers = headers or {}
+        self.principal: Any = None
+        """Who was refused, when the server knows (a revoked or expired token); never sent."""
 
 
 def _code_of(exc: DatatrailError) -> str:

@@ -356,6 +356,7 @@ GOVERNANCE_ROUTES: tuple[ApiRoute, ...] = (
             Param("limit", {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 100}),
         ),
         errors=(400, 404),
+        governed=True,
     ),
     ApiRoute(
         "GET",

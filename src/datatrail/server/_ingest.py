@@ -1,9 +1,11 @@
 """OpenLineage ingest: ``POST /api/v1/lineage`` (one event) and ``/api/v1/lineage/batch`` (many).
 
 Compatible with the OpenLineage HTTP transport: JSON bodies, optionally
-gzipped, a bearer token. Each OpenLineage event is validated and mapped to
-datatrail events by :mod:`datatrail.interop.openlineage`; the events of one
-request are appended in one transaction, so an invalid event stores nothing of
+gzipped, a bearer token. Each OpenLineage event is validated on the request's
+thread, then mapped to datatrail events by :mod:`datatrail.interop.openlineage`
+and appended by the app's group committer (:mod:`datatrail.server._commit`):
+the events of requests in flight together go in one transaction, and a request
+is answered once its events are durable. An invalid event stores nothing of
 itself. An invalid single event gets 400 with the JSON pointer of its first bad
 field; a batch answers per event (the OpenLineage batch response shape:
 ``status``, ``summary``, ``failed_events``), storing the valid ones, and is a 400
@@ -15,9 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from starlette.concurrency import run_in_threadpool
 
 from datatrail.errors import ConfigError, InvalidEvent
 from datatrail.model import Event
+from datatrail.server._commit import GroupCommitter
 from datatrail.server._errors import ApiError, error_body
 from datatrail.server._routes import ApiRoute, Call
 from datatrail.server._schemas import BOOL, INT, STR, array_of, obj, ref
@@ -46,12 +50,8 @@ def _decode(body: bytes | None) -> Any:
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}", pointer="") from None
 
 
-def _mapped(mapper: Any, obj: Any) -> list[Event]:
-    """Validate one OpenLineage event and map it; raises :class:`InvalidEvent` with ``pointer``.
-
-    ``mapper`` knows the runs already in the store and those earlier in the request,
-    so a COMPLETE after its START finishes the run rather than starting it again.
-    """
+def _validated(obj: Any) -> Any:
+    """``obj`` if it is a valid OpenLineage event; raises :class:`InvalidEvent` with ``pointer``."""
     if not isinstance(obj, dict):
         exc = InvalidEvent(
             f"an OpenLineage event is a JSON object, not {type(obj).__name__}; "
@@ -59,8 +59,8 @@ def _mapped(mapper: Any, obj: Any) -> list[Event]:
         )
         exc.pointer = ""  # type: ignore[attr-defined]
         raise exc
-    events: list[Event] = mapper.map(obj)
-    return events
+    _interop().validate_openlineage(obj)
+    return obj
 
 
 def _pointer(exc: InvalidEvent) -> str:
@@ -68,25 +68,58 @@ def _pointer(exc: InvalidEvent) -> str:
     return pointer if isinstance(pointer, str) else ""
 
 
-def lineage_event(call: Call) -> dict[str, Any]:
+def _committer(call: Call) -> GroupCommitter:
+    committer: GroupCommitter = call.state.committer
+    return committer
+
+
+async def lineage_event(call: Call) -> dict[str, Any]:
     """Ingest one OpenLineage RunEvent, DatasetEvent or JobEvent."""
-    mapper = _interop().OpenLineageMapper(call.state.store)
-    events = _mapped(mapper, _decode(call.body))
-    result = call.state.store.append(events)
+    # One event is checked in microseconds: on the loop, rather than a trip to a thread.
+    obj = _validated(_decode(call.body))
+    done = await _committer(call).submit_async([obj])
+    (item,) = done.items
+    if isinstance(item, InvalidEvent):
+        raise item
     return {
         "status": "accepted",
-        "events": result.appended,
-        "first_index": result.first_index if result.appended else None,
-        "duplicates": result.duplicates,
+        "events": done.appended,
+        "first_index": done.first_index,
+        "duplicates": done.duplicates,
     }
 
 
-def lineage_batch(call: Call) -> Any:
+async def lineage_batch(call: Call) -> Any:
     """Ingest an array of OpenLineage events; one result per event."""
-    from datatrail.server._errors import JSONResponse
+    checked = await run_in_threadpool(_check_batch, call.body)
+    results, failed, valid = checked
+    appended = duplicates = 0
+    if valid:
+        done = await _committer(call).submit_async([obj for _, obj in valid])
+        appended, duplicates = done.appended, done.duplicates
+        for (i, _), outcome in zip(valid, done.items, strict=True):
+            if isinstance(outcome, InvalidEvent):
+                _reject(results, failed, i, outcome)
+            else:
+                results.append({"index": i, "status": "accepted", "events": outcome})
+    return _batch_answer(results, failed, appended, duplicates)
 
-    mapper = _interop().OpenLineageMapper(call.state.store)
-    items = _decode(call.body)
+
+_Checked = tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[int, Any]]]
+
+
+def _reject(
+    results: list[dict[str, Any]], failed: list[dict[str, Any]], i: int, exc: InvalidEvent
+) -> None:
+    pointer = f"/{i}{_pointer(exc)}"
+    error = error_body(exc)["error"] | {"pointer": pointer}
+    failed.append({"index": i, "reason": str(exc), "retriable": False, "pointer": pointer})
+    results.append({"index": i, "status": "rejected", "events": 0, "error": error})
+
+
+def _check_batch(body: bytes | None) -> _Checked:
+    """Decode a batch and validate each event: (results so far, failures, valid events)."""
+    items = _decode(body)
     if not isinstance(items, list):
         raise ApiError(
             400,
@@ -96,38 +129,42 @@ def lineage_batch(call: Call) -> Any:
         )
     if not items:
         raise ApiError(400, "bad_batch", "the batch is empty", pointer="")
-    accepted: list[tuple[int, list[Event]]] = []
     results: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
+    valid: list[tuple[int, Any]] = []
     for i, item in enumerate(items):
         try:
-            accepted.append((i, _mapped(mapper, item)))
+            valid.append((i, _validated(item)))
         except InvalidEvent as exc:
-            pointer = f"/{i}{_pointer(exc)}"
-            error = error_body(exc)["error"] | {"pointer": pointer}
-            failed.append({"index": i, "reason": str(exc), "retriable": False, "pointer": pointer})
-            results.append({"index": i, "status": "rejected", "events": 0, "error": error})
-    stored = None
-    if accepted:
-        stored = call.state.store.append([e for _, events in accepted for e in events])
-    for i, events in accepted:
-        results.append({"index": i, "status": "accepted", "events": len(events)})
+            _reject(results, failed, i, exc)
+    return results, failed, valid
+
+
+def _batch_answer(
+    results: list[dict[str, Any]], failed: list[dict[str, Any]], appended: int, duplicates: int
+) -> Any:
+    """The OpenLineage batch response; 400 when every event was rejected."""
+    from datatrail.server._errors import JSONResponse
+
     results.sort(key=lambda r: r["index"])
+    failed.sort(key=lambda r: r["index"])
+    received = len(results)
+    successful = received - len(failed)
     body: dict[str, Any] = {
         "status": "success" if not failed else "partial_success",
         "summary": {
-            "received": len(items),
-            "successful": len(accepted),
+            "received": received,
+            "successful": successful,
             "failed": len(failed),
             "retriable": 0,
             "non_retriable": len(failed),
         },
         "failed_events": failed,
         "results": results,
-        "appended": stored.appended if stored is not None else 0,
-        "duplicates": stored.duplicates if stored is not None else 0,
+        "appended": appended,
+        "duplicates": duplicates,
     }
-    if not accepted:
+    if not successful:
         first = failed[0]
         body["error"] = {
             "code": "invalid_event",

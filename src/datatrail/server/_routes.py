@@ -4,14 +4,17 @@ A route states its method and path, the roles that may call it, its query
 parameters (as JSON schemas, which are also how they are parsed and checked),
 its request body and its response schema. :func:`starlette_route` wraps a
 handler with what every route shares: authentication, the role check,
-parameter parsing, the body limit, rendering the result and errors. Tests walk
-the same table, so a route cannot be added without auth and documentation.
+parameter parsing, the body limit, rendering the result and errors, and for
+every authenticated GET an access event (:mod:`datatrail.server._access`).
+Tests walk the same table, so a route cannot be added without auth, access
+events and documentation.
 """
 
 from __future__ import annotations
 
 import gzip
 import inspect
+import logging
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,10 +25,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from datatrail.server._auth import Principal, authenticate_sync, require
+from datatrail.errors import PolicyDenied
+from datatrail.server._auth import Principal, authenticate_cached, authenticate_sync, require
 from datatrail.server._errors import ApiError, JSONResponse, error_response
 
-__all__ = ["ApiRoute", "Call", "Param", "read_body", "starlette_route"]
+__all__ = ["ApiRoute", "Call", "Param", "read_body", "record_read", "starlette_route"]
+
+log = logging.getLogger("datatrail.server")
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,9 @@ class ApiRoute:
     description: str = ""
     public: bool = False
     """No token needed (only ``/healthz``)."""
+    governed: bool = False
+    """The handler reads through :mod:`datatrail.governance`, which records the access
+    decision itself; the route records one only when the call ended before that."""
     extra_responses: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -202,41 +211,123 @@ def _render(route: ApiRoute, result: Any) -> Response:
     return JSONResponse(result, status_code=route.status)
 
 
+@dataclass
+class _Seen:
+    """What the wrapper learnt of a request before it ended: who called, and whether the
+    role check let them."""
+
+    principal: Principal | None = None
+    allowed: bool = False
+
+
+def record_read(
+    request: Request,
+    *,
+    via: str,
+    route: str,
+    node: str | None,
+    principal: Principal | None,
+    allowed: bool,
+    status: int,
+    failure: BaseException | None,
+) -> None:
+    """Queue the access event of one read; a refusal of a caller the trail knows counts too.
+
+    Never raises: a failure of the recording machinery is logged, not the caller's problem.
+    """
+    if principal is None:
+        principal = getattr(failure, "principal", None)
+        if not isinstance(principal, Principal):
+            return  # no token, or one this trail never issued: see _access's docstring
+    query = {k: v for k, v in request.query_params.items() if k not in ("nodeId", "purpose")}
+    reason = f"role {principal.role} may call {route}" if allowed else str(failure)
+    try:
+        request.app.state.access.record(
+            principal,
+            via=via,
+            route=route,
+            node=node[:4096] if node else None,
+            allowed=allowed,
+            reason=reason,
+            status=status,
+            purpose=(request.query_params.get("purpose") or "")[:200] or None,
+            query=query,
+        )
+    except Exception:
+        log.exception("could not queue the access event of %s by %s", route, principal.name)
+
+
+def _api_node(request: Request) -> str | None:
+    node = request.query_params.get("nodeId")
+    if node:
+        return node
+    run_id = request.path_params.get("runId")
+    return f"run:{run_id}" if run_id else None
+
+
 def starlette_route(route: ApiRoute) -> Route:
     """The Starlette route for an API route: auth, roles, parameters, body, rendering, errors."""
     is_async = inspect.iscoroutinefunction(route.handler)
+    reads = route.method == "GET" and not route.public
+    label = f"{route.method} {route.path}"
 
-    def prepare(request: Request) -> tuple[Principal, dict[str, Any]]:
-        principal = (
-            Principal(name="anonymous", role="", token_id="")
-            if route.public
-            else require(authenticate_sync(request), *route.roles)
-            if route.roles
-            else authenticate_sync(request)
-        )
+    def prepare(
+        request: Request, seen: _Seen, known: Principal | None = None
+    ) -> tuple[Principal, dict[str, Any]]:
+        if route.public:
+            principal = Principal(name="anonymous", role="", token_id="")
+        else:
+            principal = seen.principal = known or authenticate_sync(request)
+            if route.roles:
+                require(principal, *route.roles)
+        seen.allowed = True
         return principal, parse_params(route, request)
 
-    def run_sync(request: Request) -> Any:
-        principal, params = prepare(request)
+    def run_sync(request: Request, seen: _Seen) -> Any:
+        principal, params = prepare(request, seen)
         return route.handler(Call(request=request, principal=principal, params=params))
 
+    async def serve(request: Request, seen: _Seen) -> Response:
+        if not is_async and route.body is None:
+            # The common case: one trip to the thread pool for auth and the handler.
+            return _render(route, await run_in_threadpool(run_sync, request, seen))
+        # Credentials are checked before a (possibly large) body is read; a token checked
+        # moments ago needs no store query, so no trip to the thread pool either.
+        known = None if route.public else authenticate_cached(request)
+        if known is not None:
+            principal, params = prepare(request, seen, known)
+        else:
+            principal, params = await run_in_threadpool(prepare, request, seen)
+        call = Call(request=request, principal=principal, params=params)
+        if route.body is not None:
+            call.body = await read_body(request, request.app.state.settings.max_body)
+        if is_async:
+            result = await route.handler(call)
+        else:
+            result = await run_in_threadpool(route.handler, call)
+        return _render(route, result)
+
     async def endpoint(request: Request) -> Response:
+        seen = _Seen()
+        failure: Exception | None = None
         try:
-            if not is_async and route.body is None:
-                # The common case: one trip to the thread pool for auth and the handler.
-                return _render(route, await run_in_threadpool(run_sync, request))
-            # Credentials are checked before a (possibly large) body is read.
-            principal, params = await run_in_threadpool(prepare, request)
-            call = Call(request=request, principal=principal, params=params)
-            if route.body is not None:
-                call.body = await read_body(request, request.app.state.settings.max_body)
-            if is_async:
-                result = await route.handler(call)
-            else:
-                result = await run_in_threadpool(route.handler, call)
-            return _render(route, result)
+            response = await serve(request, seen)
         except Exception as exc:
-            return error_response(exc)
+            failure = exc
+            response = error_response(exc)
+        governed_it = route.governed and (failure is None or isinstance(failure, PolicyDenied))
+        if reads and not governed_it:
+            record_read(
+                request,
+                via="api",
+                route=label,
+                node=_api_node(request),
+                principal=seen.principal,
+                allowed=seen.allowed,
+                status=response.status_code,
+                failure=failure,
+            )
+        return response
 
     endpoint.__name__ = route.name
     return Route(route.path, endpoint, methods=[route.method], name=route.name)

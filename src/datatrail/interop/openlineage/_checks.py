@@ -2,6 +2,11 @@
 
 A checker is ``check(value, pointer)``: it returns when the value fits and
 raises :class:`Bad` naming the JSON pointer of the first misfit otherwise.
+
+Each combinator also registers a predicate, :func:`fast` ``(check)(value) -> bool``,
+that answers the same question without building a pointer for every field it
+passes: most events are valid, so validation runs the predicate first and the
+checker only to say where an invalid event goes wrong.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 __all__ = [
     "Bad",
     "Check",
+    "Predicate",
     "all_of",
     "any_of",
     "arr",
@@ -20,6 +26,7 @@ __all__ = [
     "const",
     "enum",
     "esc",
+    "fast",
     "integer",
     "lazy",
     "matches",
@@ -31,6 +38,7 @@ __all__ = [
     "string",
     "uuid_str",
     "want",
+    "with_fast",
 ]
 
 
@@ -45,12 +53,37 @@ class Bad(Exception):
 
 Check = Callable[[Any, str], None]
 """A checker: returns if ``value`` fits, else raises :class:`Bad` at ``pointer``."""
+Predicate = Callable[[Any], bool]
+"""Whether a value fits, exactly as its checker judges, without saying where it does not."""
+
+_PREDICATES: dict[Check, Predicate] = {}
+
+
+def with_fast(check: Check, ok: Predicate) -> Check:
+    """Register ``ok`` as the predicate of ``check``; returns ``check``."""
+    _PREDICATES[check] = ok
+    return check
+
+
+def fast(check: Check) -> Predicate:
+    """The predicate of a checker (for one without a registered predicate: the checker itself)."""
+    ok = _PREDICATES.get(check)
+    if ok is not None:
+        return ok
+
+    def slow(value: Any) -> bool:
+        return matches(check, value, "") is None
+
+    return slow
+
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def esc(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
+    if "~" in key or "/" in key:
+        return key.replace("~", "~0").replace("/", "~1")
+    return key
 
 
 def _type_name(value: Any) -> str:
@@ -83,11 +116,15 @@ def string(value: Any, p: str) -> None:
         want("a string", value, p)
 
 
+def _is_integer(value: Any) -> bool:
+    return not isinstance(value, bool) and (
+        isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    )
+
+
 def integer(value: Any, p: str) -> None:
     # JSON Schema's integer is a number with no fraction: 3.0 counts, True does not.
-    if isinstance(value, bool) or not (
-        isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    ):
+    if not _is_integer(value):
         want("an integer", value, p)
 
 
@@ -101,6 +138,12 @@ def boolean(value: Any, p: str) -> None:
         want("a boolean", value, p)
 
 
+with_fast(string, str.__instancecheck__)  # a C call: most fields are strings
+with_fast(integer, _is_integer)
+with_fast(number, lambda v: not isinstance(v, bool) and isinstance(v, int | float))
+with_fast(boolean, bool.__instancecheck__)
+
+
 def uuid_str(value: Any, p: str) -> None:
     if not isinstance(value, str):
         want("a UUID string", value, p)
@@ -110,13 +153,16 @@ def uuid_str(value: Any, p: str) -> None:
         )
 
 
+with_fast(uuid_str, lambda v: isinstance(v, str) and _UUID.match(v) is not None)
+
+
 def minimum(limit: int) -> Check:
     def check(value: Any, p: str) -> None:
         integer(value, p)
         if value < limit:
             raise Bad(p, f"must be at least {limit}, got {value}")
 
-    return check
+    return with_fast(check, lambda v: _is_integer(v) and v >= limit)
 
 
 def enum(*values: str) -> Check:
@@ -126,7 +172,7 @@ def enum(*values: str) -> Check:
         if not isinstance(value, str) or value not in allowed:
             raise Bad(p, f"must be one of {', '.join(values)}; got {short(value)}")
 
-    return check
+    return with_fast(check, lambda v: isinstance(v, str) and v in allowed)
 
 
 def const(expected: str) -> Check:
@@ -134,7 +180,7 @@ def const(expected: str) -> Check:
         if value != expected:
             raise Bad(p, f"must be {expected!r}, got {short(value)}")
 
-    return check
+    return with_fast(check, lambda v: bool(v == expected))
 
 
 def arr(item: Check) -> Check:
@@ -144,7 +190,12 @@ def arr(item: Check) -> Check:
         for i, v in enumerate(value):
             item(v, f"{p}/{i}")
 
-    return check
+    item_ok = fast(item)
+
+    def ok(value: Any) -> bool:
+        return isinstance(value, list) and all(map(item_ok, value))
+
+    return with_fast(check, ok)
 
 
 def obj(
@@ -159,7 +210,7 @@ def obj(
 
     ``closed`` refuses unknown keys; ``together`` names keys that need each other.
     """
-    known = dict(props or {})
+    known = {key: (sub, "/" + esc(key)) for key, sub in (props or {}).items()}
 
     def check(value: Any, p: str) -> None:
         if not isinstance(value, dict):
@@ -173,15 +224,37 @@ def obj(
                     if other not in value:
                         raise Bad(f"{p}/{esc(other)}", f"required when {name!r} is given")
         for key, v in value.items():
-            sub = known.get(key)
-            if sub is not None:
-                sub(v, f"{p}/{esc(key)}")
+            entry = known.get(key)
+            if entry is not None:
+                entry[0](v, p + entry[1])
             elif closed:
                 raise Bad(f"{p}/{esc(key)}", "unknown field (the object allows no others)")
             elif extra is not None:
                 extra(v, f"{p}/{esc(key)}")
 
-    return check
+    known_ok = {key: fast(sub) for key, (sub, _) in known.items()}
+    extra_ok = fast(extra) if extra is not None else None
+
+    def ok(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return False
+        for name in required:
+            if name not in value:
+                return False
+        if together:
+            present = [name in value for name in together]
+            if any(present) and not all(present):
+                return False
+        for key, v in value.items():
+            sub = known_ok.get(key)
+            if sub is None:
+                if closed or (extra_ok is not None and not extra_ok(v)):
+                    return False
+            elif not sub(v):
+                return False
+        return True
+
+    return with_fast(check, ok)
 
 
 def all_of(*checks: Check) -> Check:
@@ -189,7 +262,12 @@ def all_of(*checks: Check) -> Check:
         for c in checks:
             c(value, p)
 
-    return check
+    oks = [fast(c) for c in checks]
+
+    def ok(value: Any) -> bool:
+        return all(each(value) for each in oks)
+
+    return with_fast(check, ok)
 
 
 def matches(c: Check, value: Any, p: str) -> Bad | None:
@@ -211,7 +289,8 @@ def one_of(*alts: Check, what: str) -> Check:
         deepest = max((e for e in errors if e is not None), key=lambda e: len(e.pointer))
         raise Bad(deepest.pointer, f"not a valid {what}: {deepest.message}")
 
-    return check
+    oks = [fast(a) for a in alts]
+    return with_fast(check, lambda v: sum(ok(v) for ok in oks) == 1)
 
 
 def any_of(*alts: Check, what: str) -> Check:
@@ -222,11 +301,12 @@ def any_of(*alts: Check, what: str) -> Check:
         deepest = max((e for e in errors if e is not None), key=lambda e: len(e.pointer))
         raise Bad(deepest.pointer, f"not a valid {what}: {deepest.message}")
 
-    return check
+    oks = [fast(a) for a in alts]
+    return with_fast(check, lambda v: any(ok(v) for ok in oks))
 
 
 def lazy(get: Callable[[], Check]) -> Check:
     def check(value: Any, p: str) -> None:
         get()(value, p)
 
-    return check
+    return with_fast(check, lambda v: fast(get())(v))

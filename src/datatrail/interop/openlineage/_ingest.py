@@ -17,13 +17,19 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from datatrail.errors import InvalidEvent
+from datatrail.interop.openlineage._runstate import (
+    OPENLINEAGE_TOPIC,
+    RunBook,
+    RunState,
+    merge_facets,
+)
 from datatrail.interop.openlineage._schema import (
     InvalidOpenLineageEvent,
     event_kind,
@@ -58,20 +64,32 @@ __all__ = [
     "resolve_alias",
 ]
 
-OPENLINEAGE_TOPIC = "openlineage.event"
-"""The record topic holding each ingested OpenLineage event whole (``data["event"]``)."""
 ALIAS_TOPIC = "dataset.alias"
 """Records naming an alias dataset (subject) and its canonical dataset (``data["target"]``)."""
 
 _NS = uuid.UUID("5b0c7f0e-3c1a-4d55-9a51-6f70656e6c69")  # datatrail's namespace for derived ids
+_NS_BYTES = _NS.bytes
 _BLAKE3 = re.compile(r"^blake3:[0-9a-f]{64}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FINISHED = {"COMPLETE": "completed", "FAIL": "failed", "ABORT": "failed"}
 _BATCH = 500
 
 
+def _uuid5_text(sha1: bytes) -> str:
+    """The text of the version 5 UUID whose name hashed to ``sha1`` (what ``uuid.uuid5`` makes).
+
+    Written out because ids are minted several times per ingested event and the
+    ``uuid`` module's objects cost more than the hashing.
+    """
+    raw = bytearray(sha1[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _derived_uuid(*parts: str) -> str:
-    return str(uuid.uuid5(_NS, "\x1f".join(parts)))
+    return _uuid5_text(hashlib.sha1(_NS_BYTES + "\x1f".join(parts).encode()).digest())
 
 
 def _ts(event_time: str) -> str:
@@ -84,16 +102,6 @@ def _ts(event_time: str) -> str:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _merge(into: dict[str, Any], facets: Any) -> None:
-    """Accumulate facets as the spec says: a later facet replaces one of the same name;
-    ``_deleted: true`` removes it."""
-    for key, facet in _dict(facets).items():
-        if isinstance(facet, dict) and facet.get("_deleted") is True:
-            into.pop(key, None)
-        else:
-            into[key] = facet
 
 
 def artifact_id_for(
@@ -125,13 +133,6 @@ def _stat(facets: dict[str, Any], key: str, field: str) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-class _RunState(msgspec.Struct, kw_only=True):
-    started: bool = False
-    ios: set[tuple[str, ...]] = set()
-    run_facets: dict[str, Any] = {}
-    job_facets: dict[str, Any] = {}
-
-
 class OpenLineageMapper:
     """Maps OpenLineage events to datatrail events, remembering the runs it has seen.
 
@@ -140,48 +141,37 @@ class OpenLineageMapper:
     its inputs, and its facets are merged with those of the run's earlier events.
     """
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, store: Store | None = None, *, book: RunBook | None = None) -> None:
         self.store = store
-        self._runs: dict[str, _RunState] = {}
+        self.book = book if book is not None else RunBook(store)
+        """Where run states come from; mappers of requests appended together share one."""
         self._aliases: set[tuple[str, str]] = set()
 
-    def _state(self, run_id: str) -> _RunState:
-        state = self._runs.get(run_id)
-        if state is not None:
-            return state
-        state = _RunState(ios=set(), run_facets={}, job_facets={})
-        if self.store is not None:
-            rows = self.store.query("SELECT start_idx FROM runs WHERE run_id = ?", (run_id,))
-            state.started = bool(rows) and rows[0][0] is not None
-            for role, ns, name, art in self.store.query(
-                "SELECT role, dataset_namespace, dataset_name, artifact_id FROM run_io "
-                "WHERE run_id = ?",
-                (run_id,),
-            ):
-                state.ios.add((role, ns or "", name or "", art))
-                state.ios.add((role, ns or "", name or ""))
-            for (data,) in self.store.query(
-                "SELECT data FROM records WHERE topic = ? AND subject = ? ORDER BY idx",
-                (OPENLINEAGE_TOPIC, f"run:{run_id}"),
-            ):
-                old = _dict(from_json(data).get("event"))
-                _merge(state.run_facets, _dict(old.get("run")).get("facets"))
-                _merge(state.job_facets, _dict(old.get("job")).get("facets"))
-        return state
+    def prefetch(self, objs: Sequence[Any]) -> None:
+        """Look up the stored state of every run these events name, in a few queries for all.
 
-    def map(self, obj: Any) -> list[Event]:
+        Optional: :meth:`map` looks up a run it does not know by itself, one run at a time.
+        """
+        self.book.prefetch(objs)
+
+    def map(self, obj: Any, *, validated: bool = False) -> list[Event]:
         """Validate one OpenLineage event and return the datatrail events it makes.
 
         Raises :class:`InvalidOpenLineageEvent` (with ``pointer``) for an invalid event;
-        the mapper's memory changes only when the event is accepted.
+        the mapper's memory changes only when the event is accepted. ``validated``
+        skips the check for an event :func:`validate_openlineage` has just passed.
         """
-        validate_openlineage(obj)
+        if not validated:
+            validate_openlineage(obj)
         digest = hashlib.sha256(canonical_bytes(obj)).hexdigest()
         ts = _ts(obj["eventTime"])
         counter = iter(range(1_000_000))
+        prefix = hashlib.sha1(_NS_BYTES + f"openlineage\x1f{digest}\x1f".encode())
 
         def next_id() -> str:
-            return _derived_uuid("openlineage", digest, str(next(counter)))
+            h = prefix.copy()
+            h.update(str(next(counter)).encode())
+            return _uuid5_text(h.digest())
 
         kind = event_kind(obj)
         events: list[Event] = []
@@ -189,13 +179,7 @@ class OpenLineageMapper:
         if kind == "run":
             run_id = obj["run"]["runId"].lower()
             subject = f"run:{run_id}"
-            old = self._state(run_id)
-            state = msgspec.structs.replace(
-                old,
-                ios=set(old.ios),
-                run_facets=dict(old.run_facets),
-                job_facets=dict(old.job_facets),
-            )
+            state = self.book.state(run_id).copy()
             events.extend(self._run_events(obj, run_id, ts, state, next_id))
         elif kind == "job":
             subject = JobRef(namespace=obj["job"]["namespace"], name=obj["job"]["name"]).node_id()
@@ -239,7 +223,7 @@ class OpenLineageMapper:
             )
         )
         if kind == "run":
-            self._runs[run_id] = state
+            self.book.made[run_id] = state
         self._aliases |= new_aliases
         return events
 
@@ -254,15 +238,15 @@ class OpenLineageMapper:
         obj: dict[str, Any],
         run_id: str,
         ts: str,
-        state: _RunState,
+        state: RunState,
         next_id: Callable[[], str],
     ) -> Iterable[Event]:
         run, job_obj = obj["run"], obj["job"]
         job = JobRef(namespace=job_obj["namespace"], name=job_obj["name"])
         run_facets = _dict(run.get("facets"))
         job_facets = _dict(job_obj.get("facets"))
-        _merge(state.run_facets, run_facets)
-        _merge(state.job_facets, job_facets)
+        merge_facets(state.run_facets, run_facets)
+        merge_facets(state.job_facets, job_facets)
         if not state.started:
             state.started = True
             parent = _dict(_dict(run_facets.get("parent")).get("run")).get("runId")
@@ -293,7 +277,8 @@ class OpenLineageMapper:
                 seen = (role, ns, name, art_id) if versioned else (role, ns, name)
                 if seen in state.ios:
                     continue
-                state.ios.add(seen)
+                # Both keys, as a lookup of the stored run_io rows makes them (_runstate).
+                state.ios.add((role, ns, name, art_id))
                 state.ios.add((role, ns, name))
                 io_facets = _dict(ds.get(key))
                 stats_key = "inputStatistics" if role == "input" else "outputStatistics"
@@ -414,7 +399,7 @@ def ingest(
             )
         pending.clear()
 
-    for i, obj in enumerate(objs):
+    for i, obj in enumerate(_prefetched(mapper, objs)):
         line = lines[i] if lines is not None else i + 1
         if isinstance(obj, Unreadable):
             flush()
@@ -437,6 +422,19 @@ def ingest(
             progress(i + 1, max(total, i + 1))
     flush()
     return results
+
+
+def _prefetched(mapper: OpenLineageMapper, objs: Iterable[Any]) -> Iterator[Any]:
+    """``objs`` in order, each chunk's runs looked up together before its events are mapped."""
+    chunk: list[Any] = []
+    for obj in objs:
+        chunk.append(obj)
+        if len(chunk) >= _BATCH:
+            mapper.prefetch(chunk)
+            yield from chunk
+            chunk = []
+    mapper.prefetch(chunk)
+    yield from chunk
 
 
 def _stored_ids(store: Store, ids: Sequence[str]) -> set[str]:

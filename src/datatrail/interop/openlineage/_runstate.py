@@ -1,0 +1,246 @@
+"""What mapping an OpenLineage run event needs to know about its run, and where that comes from.
+
+A run's state is whether it started, which inputs and outputs it recorded, and
+its run and job facets merged over its earlier events. All of it is derived
+from the log (the ``runs`` and ``run_io`` projections and the run's
+``openlineage.event`` records), so it is looked up for many runs at once, in
+three queries per 500 runs, rather than three queries per event.
+
+:class:`RunCache` keeps states between requests for a server that appends
+OpenLineage events itself. Several servers (and the CLI, and ingest workers)
+may append to one store, so the cache proves itself before every use: it knows
+the log size at which it is exact, and when the log grew behind its back it
+reads the entries in between and forgets every run they touch. A cached state
+therefore always equals what a lookup would return; the cache only saves the
+lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from datatrail.model import from_json
+from datatrail.store import Store
+
+__all__ = ["OPENLINEAGE_TOPIC", "RunBook", "RunCache", "RunState", "lookup_runs", "merge_facets"]
+
+OPENLINEAGE_TOPIC = "openlineage.event"
+"""The record topic holding each ingested OpenLineage event whole (``data["event"]``)."""
+
+_CHUNK = 500
+
+
+class RunState(msgspec.Struct, kw_only=True):
+    """One run as the mapper sees it; replaced, never changed, once shared."""
+
+    started: bool = False
+    ios: set[tuple[str, ...]] = set()
+    run_facets: dict[str, Any] = {}
+    job_facets: dict[str, Any] = {}
+
+    def copy(self) -> RunState:
+        """A copy the next event of the run may change."""
+        return RunState(
+            started=self.started,
+            ios=set(self.ios),
+            run_facets=dict(self.run_facets),
+            job_facets=dict(self.job_facets),
+        )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def merge_facets(into: dict[str, Any], facets: Any) -> None:
+    """Accumulate facets as the spec says: a later facet replaces one of the same name;
+    ``_deleted: true`` removes it."""
+    for key, facet in _dict(facets).items():
+        if isinstance(facet, dict) and facet.get("_deleted") is True:
+            into.pop(key, None)
+        else:
+            into[key] = facet
+
+
+def lookup_runs(store: Store, run_ids: Iterable[str]) -> dict[str, RunState]:
+    """The stored state of each run (a fresh, unstarted state for a run the store does not know)."""
+    states = {r: RunState() for r in dict.fromkeys(run_ids)}
+    ids = list(states)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        for run_id, start_idx in store.query(
+            f"SELECT run_id, start_idx FROM runs WHERE run_id IN ({marks})", chunk
+        ):
+            states[run_id].started = start_idx is not None
+        for run_id, role, ns, name, art in store.query(
+            "SELECT run_id, role, dataset_namespace, dataset_name, artifact_id FROM run_io "
+            f"WHERE run_id IN ({marks})",
+            chunk,
+        ):
+            ios = states[run_id].ios
+            ios.add((role, ns or "", name or "", art))
+            ios.add((role, ns or "", name or ""))
+        subjects = [f"run:{r}" for r in chunk]
+        for subject, data in store.query(
+            f"SELECT subject, data FROM records WHERE topic = ? AND subject IN ({marks}) "
+            "ORDER BY idx",
+            (OPENLINEAGE_TOPIC, *subjects),
+        ):
+            state = states[str(subject)[4:]]
+            old = _dict(_dict(from_json(data)).get("event"))
+            merge_facets(state.run_facets, _dict(old.get("run")).get("facets"))
+            merge_facets(state.job_facets, _dict(old.get("job")).get("facets"))
+    return states
+
+
+def run_id_of(obj: Any) -> str | None:
+    """The (lowercased) run id of what looks like a RunEvent, else ``None``."""
+    if not isinstance(obj, dict) or "job" not in obj:
+        return None
+    run_id = _dict(obj.get("run")).get("runId")
+    return run_id.lower() if isinstance(run_id, str) else None
+
+
+class RunCache:
+    """Run states between requests, exact at a known log size (see the module docstring).
+
+    Used by one thread at a time (the server's committer). ``max_runs`` bounds the
+    memory (the least recently mapped runs go first); a gap of more than ``max_gap``
+    entries appended by others is not read: the cache is emptied instead.
+    """
+
+    def __init__(self, store: Store, *, max_runs: int = 20_000, max_gap: int = 20_000) -> None:
+        self.store = store
+        self.max_runs = max_runs
+        self.max_gap = max_gap
+        self._runs: dict[str, RunState] = {}
+        self._size: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    @property
+    def size(self) -> int | None:
+        """The log size at which the cache is exact (``None`` before the first :meth:`sync`)."""
+        return self._size
+
+    def sync(self) -> None:
+        """Make the cache exact for the log as it stands now."""
+        size = self.store.size()
+        if self._size is None:
+            self._runs.clear()
+        elif size != self._size:
+            self._forget(self._size, size)
+        self._size = size
+
+    def get(self, run_id: str) -> RunState | None:
+        """The run's state, if cached (exact as of the last :meth:`sync` or :meth:`remember`)."""
+        return self._runs.get(run_id)
+
+    def remember(
+        self, states: Mapping[str, RunState], *, first_index: int, size: int, duplicates: int
+    ) -> None:
+        """Keep the states an append just made durable (it landed at ``first_index``).
+
+        When some of the events were already stored, the log may hold them in another
+        order than the mapping assumed, so those runs are forgotten rather than kept.
+        Entries others appended between the last sync and this append are read and
+        the runs they touch forgotten.
+        """
+        if self._size is None:
+            return
+        for run_id, state in states.items():
+            self._runs.pop(run_id, None)
+            if not duplicates and state.started:
+                self._runs[run_id] = state  # newest last: trimming drops the oldest
+        if first_index != self._size:
+            self._forget(self._size, first_index)
+        self._size = size
+        while len(self._runs) > self.max_runs:
+            del self._runs[next(iter(self._runs))]
+
+    def clear(self) -> None:
+        """Forget everything (after an append whose outcome is unknown)."""
+        self._runs.clear()
+        self._size = None
+
+    def _forget(self, start: int, end: int) -> None:
+        """Forget the runs that the log entries ``[start, end)`` touch."""
+        if not self._runs:
+            return
+        if end < start or end - start > self.max_gap or self._erasures(start, end):
+            self._runs.clear()
+            return
+        touched = {
+            str(r)
+            for (r,) in self.store.query(
+                "SELECT DISTINCT run_id FROM run_io WHERE idx >= ? AND idx < ?", (start, end)
+            )
+        }
+        for (subject,) in self.store.query(
+            "SELECT subject FROM records WHERE idx >= ? AND idx < ? AND topic = ?",
+            (start, end, OPENLINEAGE_TOPIC),
+        ):
+            if isinstance(subject, str) and subject.startswith("run:"):
+                touched.add(subject[4:])
+        for run_id in touched:
+            self._runs.pop(run_id, None)
+
+    def _erasures(self, start: int, end: int) -> bool:
+        # An erasure may remove facets any run had merged: nothing cached can be trusted.
+        rows = self.store.query(
+            "SELECT COUNT(*) FROM events WHERE idx >= ? AND idx < ? AND kind = 'erasure'",
+            (start, end),
+        )
+        return bool(rows[0][0])
+
+
+class RunBook:
+    """The run states one mapping pass sees: made by it, cached, or looked up in the store.
+
+    Mappers of several requests appended together share one book, so a COMPLETE
+    mapped after its START in the same group finishes the run the START began.
+    """
+
+    def __init__(self, store: Store | None = None, cache: RunCache | None = None) -> None:
+        self.store = store
+        self.cache = cache
+        self.made: dict[str, RunState] = {}
+        """States made by mapping, by run id (what :meth:`RunCache.remember` keeps)."""
+        self._found: dict[str, RunState] = {}
+
+    def state(self, run_id: str) -> RunState:
+        """The run's state before the event being mapped."""
+        state = self.made.get(run_id)
+        if state is None and self.cache is not None:
+            state = self.cache.get(run_id)
+        if state is None:
+            state = self._found.get(run_id)
+        if state is None:
+            if self.store is None:
+                return RunState()
+            state = lookup_runs(self.store, (run_id,))[run_id]
+            self._found[run_id] = state
+        return state
+
+    def prefetch(self, objs: Sequence[Any]) -> None:
+        """Look up every run these events name that the book does not know, all at once."""
+        if self.store is None:
+            return
+        wanted = []
+        for obj in objs:
+            run_id = run_id_of(obj)
+            if (
+                run_id is None
+                or run_id in self.made
+                or run_id in self._found
+                or (self.cache is not None and self.cache.get(run_id) is not None)
+            ):
+                continue
+            wanted.append(run_id)
+        if wanted:
+            self._found.update(lookup_runs(self.store, wanted))
