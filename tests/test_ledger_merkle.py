@@ -95,6 +95,7 @@ def test_public_api_is_pinned() -> None:
         "Checkpoint",
         "CheckpointBinding",
         "InsecureKeyFileWarning",
+        "MerkleTree",
         "NoteSignature",
         "NoteText",
         "Signer",

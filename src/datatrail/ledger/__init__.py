@@ -56,6 +56,7 @@ from datatrail.ledger._note import (
     sign_checkpoint,
     sign_note,
 )
+from datatrail.ledger._tree import MerkleTree
 
 __all__ = [
     "HASH_SIZE",
@@ -64,6 +65,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointBinding",
     "InsecureKeyFileWarning",
+    "MerkleTree",
     "NoteSignature",
     "NoteText",
     "Signer",
