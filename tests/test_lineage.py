@@ -1,14 +1,80 @@
-"""Lineage walks: diamonds, cycles, depth limits, as-of, explain."""
+"""Lineage walks: diamonds, cycles, depth limits, as-of, explain — on SQLite and PostgreSQL.
+
+Each test records into a fresh trail through the public API; the ``trail``
+fixture below runs it twice, once over the embedded SQLite store and once
+over a PostgreSQL store in a schema of its own (skipped without the server).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+import _pg
 import datatrail
+from datatrail.capture import shutdown
 from datatrail.errors import InvalidNodeId, NodeNotFound, UsageError
 from datatrail.model import now_ts
+from datatrail.store import init_home
+
+
+def _schema_url(base: str, schema: str) -> str:
+    """``base`` with the schema put on the connection's search_path."""
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def trail(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[], datatrail.Trail]]:
+    """Record into a fresh trail; yields a function that flushes and opens it."""
+    schema = None
+    if request.param == "postgres":
+        base = _pg.require_postgres()
+        schema = _pg.new_schema_name("lin")
+        _pg.admin_execute(f'CREATE SCHEMA "{schema}"')
+        url = _schema_url(base, schema)
+        home = init_home(tmp_path / ".datatrail", url=url)
+        where: str | Path = url
+    else:
+        home = init_home(tmp_path / ".datatrail")
+        where = home.path
+    datatrail.configure(home=home, level="standard", enabled=True)
+    opened: list[datatrail.Trail] = []
+
+    def read() -> datatrail.Trail:
+        datatrail.flush()
+        t = datatrail.Trail(where)
+        opened.append(t)
+        return t
+
+    read.backend = request.param  # type: ignore[attr-defined]
+    try:
+        yield read
+    finally:
+        for t in opened:
+            t.close()
+        shutdown()
+        datatrail.configure(home=None, level="standard")
+        if schema is not None:
+            _pg.drop_schema(schema)
+
+
+def test_each_backend_records_and_walks_in_its_own_store(trail):
+    source()
+    t = trail()
+    assert (
+        type(t.store).__name__
+        == {"sqlite": "SQLiteStore", "postgres": "PostgresStore"}[trail.backend]
+    )
+    assert [n.kind for n in t.upstream(f"artifact:{_output(t, 'source')}").nodes] == [
+        "artifact",
+        "run",
+    ]
 
 
 @datatrail.track

@@ -5,6 +5,13 @@ Graph walks are recursive SQL in the store over two projections: ``edges``
 event) and ``dataset_edges`` (dataset → job → dataset). The walk carries its
 depth and stops at the limit, and ``UNION`` drops repeated (node, depth)
 pairs, so cyclic graphs (a job that reads and writes one table) terminate.
+
+A walk touches a few dozen rows of tables that hold millions, so every step
+must be an index probe per node. SQLite plans it so. PostgreSQL, when its
+statistics are missing or stale (a freshly loaded or migrated store, before
+autovacuum has analysed it), may hash-join a node list against the whole
+edge table instead, hundreds of times slower; on PostgreSQL each probe is a
+``LATERAL`` subquery behind ``OFFSET 0``, which it must run per node.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from datatrail.lineage._records import (
     RunRecord,
 )
 from datatrail.model import NodeId, from_json, parse_node_id, parse_ts
-from datatrail.store import Home, Store, find_home, open_store
+from datatrail.store import Home, PostgresStore, Store, find_home, open_store
 
 __all__ = ["DEFAULT_DEPTH", "Trail"]
 
@@ -37,14 +44,48 @@ _MAX_DEPTH = 1000
 _FOREVER = "9999-12-31T23:59:59.999999Z"
 _CHUNK = 500
 
+# The walk, then one result of tagged rows: its nodes (each at its nearest depth) and the
+# edges leaving the nodes it expanded. Parameters: start node, depth limit, cutoff twice.
 _WALK = """
 WITH RECURSIVE walk(node, depth) AS (
     SELECT ?, 0
     UNION
     SELECT e.{next}, w.depth + 1 FROM walk w JOIN {table} e ON e.{here} = w.node
     WHERE w.depth < ? AND e.{ts} <= ?
-)
+), found(node, depth) AS (SELECT node, MIN(depth) FROM walk GROUP BY node)
+SELECT 'n', node, CAST(depth AS TEXT) FROM found UNION ALL
+SELECT DISTINCT 'e', e.src, e.dst FROM {table} e JOIN found w ON e.{here} = w.node
+WHERE w.depth < ? AND e.{ts} <= ?
 """
+
+# The same on PostgreSQL, each step an index probe per node (see the module docstring).
+# Parameters: start node, cutoff, depth limit, cutoff, depth limit.
+_WALK_PG = """
+WITH RECURSIVE walk(node, depth) AS (
+    SELECT CAST(? AS TEXT), 0
+    UNION
+    SELECT x.node, w.depth + 1 FROM walk w CROSS JOIN LATERAL (
+        SELECT e.{next} AS node FROM {table} e WHERE e.{here} = w.node AND e.{ts} <= ? OFFSET 0
+    ) x WHERE w.depth < ?
+), found(node, depth) AS (SELECT node, MIN(depth) FROM walk GROUP BY node)
+SELECT 'n', node, CAST(depth AS TEXT) FROM found UNION ALL
+SELECT DISTINCT 'e', x.src, x.dst FROM found w CROSS JOIN LATERAL (
+    SELECT e.src, e.dst FROM {table} e WHERE e.{here} = w.node AND e.{ts} <= ? OFFSET 0
+) x WHERE w.depth < ?
+"""
+
+# An artifact's label and first dataset; on PostgreSQL its io rows are probed per artifact.
+_ARTIFACTS = (
+    "SELECT a.artifact_id, a.kind, a.rows, MIN(io.dataset_namespace), MIN(io.dataset_name) "
+    "FROM artifacts a LEFT JOIN run_io io ON io.artifact_id = a.artifact_id "
+    "WHERE a.artifact_id IN ({marks}) GROUP BY a.artifact_id, a.kind, a.rows"
+)
+_ARTIFACTS_PG = (
+    "SELECT a.artifact_id, a.kind, a.rows, d.namespace, d.name FROM artifacts a "
+    "LEFT JOIN LATERAL (SELECT MIN(io.dataset_namespace) AS namespace, "
+    "MIN(io.dataset_name) AS name FROM run_io io WHERE io.artifact_id = a.artifact_id) d ON TRUE "
+    "WHERE a.artifact_id IN ({marks})"
+)
 
 
 def _key(node: NodeId) -> str:
@@ -93,6 +134,7 @@ class Trail:
         if store is not None:
             self.store = store
             self.home: Home | None = None
+            self._postgres = isinstance(store, PostgresStore)
             return
         if path_or_url is None:
             home = find_home()
@@ -114,6 +156,7 @@ class Trail:
                 )
         self.home = home
         self.store = open_store(home.url, create=False, signer=None)
+        self._postgres = isinstance(self.store, PostgresStore)
 
     def read(self, node: str, *, principal: str, purpose: str | None = None, **options: Any) -> Any:
         """The data of a dataset or artifact, masked as the policy says, or ``PolicyDenied``.
@@ -409,17 +452,14 @@ class Trail:
         coarse = parsed.kind in ("dataset", "job")
         table, ts = ("dataset_edges", "first_ts") if coarse else ("edges", "ts")
         here, nxt = ("dst", "src") if direction == "upstream" else ("src", "dst")
-        walk = _WALK.format(table=table, ts=ts, here=here, next=nxt)
         start = _key(parsed)
-        # One walk: its nodes (with their nearest depth) and the edges leaving the nodes it
-        # expanded, as tagged rows of one result.
-        rows = self.store.query(
-            walk + ", found(node, depth) AS (SELECT node, MIN(depth) FROM walk GROUP BY node) "
-            "SELECT 'n', node, CAST(depth AS TEXT) FROM found UNION ALL "
-            f"SELECT DISTINCT 'e', e.src, e.dst FROM {table} e JOIN found w ON e.{here} = w.node "
-            f"WHERE w.depth < ? AND e.{ts} <= ?",
-            (start, limit, cutoff, limit, cutoff),
-        )
+        if self._postgres:
+            sql = _WALK_PG.format(table=table, ts=ts, here=here, next=nxt)
+            params: tuple[Any, ...] = (start, cutoff, limit, cutoff, limit)
+        else:
+            sql = _WALK.format(table=table, ts=ts, here=here, next=nxt)
+            params = (start, limit, cutoff, limit, cutoff)
+        rows = self.store.query(sql, params)
         depths = {str(a): int(b) for tag, a, b in rows if tag == "n"}
         edge_rows = [(a, b) for tag, a, b in rows if tag == "e"]
         nodes = self._describe(depths)
@@ -451,11 +491,9 @@ class Trail:
                     {"job": name, "status": status, "started_at": started},
                 )
         for chunk in _chunks(by_prefix.get("a", [])):
+            template = _ARTIFACTS_PG if self._postgres else _ARTIFACTS
             for art, kind, rows, ns, name in self.store.query(
-                "SELECT a.artifact_id, a.kind, a.rows, MIN(io.dataset_namespace), MIN(io.dataset_name) "
-                "FROM artifacts a LEFT JOIN run_io io ON io.artifact_id = a.artifact_id "
-                f"WHERE a.artifact_id IN ({_marks(len(chunk))}) GROUP BY a.artifact_id, a.kind, a.rows",
-                chunk,
+                template.format(marks=_marks(len(chunk))), chunk
             ):
                 dataset = f"dataset:{ns}:{name}" if ns is not None else None
                 label = (

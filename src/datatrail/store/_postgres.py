@@ -12,6 +12,18 @@ conflict (log entries, tree nodes, run_io, edges) go by binary ``COPY``, and
 each projection upsert becomes one ``INSERT ... SELECT`` over arrays applied
 in row order. A statement not recognised exactly takes ``executemany``.
 
+An append keeps the server busy (index upkeep, WAL) for longer than Python
+takes to prepare it (encoding, hashing, deriving), so the bulk writes of a
+transaction run on a thread of their own, in order, while the caller goes on
+preparing the next ones; any read in the transaction, and the commit, waits
+for them first. An append also takes two shortcuts that unique constraints
+make safe: it does not ask which of its event ids are stored (the index on
+``events.id`` finds them anyway), and it writes the runs that start in the
+batch with ``COPY`` as new rows (the primary key finds one seen before); a
+batch where either bet loses is rolled back and appended again without them.
+Lookups by content hash use hash indexes, which stay small enough to keep in
+memory where a B-tree over random keys would not.
+
 A lost or refused connection surfaces as :class:`StoreError` (the background
 writer spills the batch and replays it later; replays are idempotent because
 stored event ids are skipped), and the next call reconnects.
@@ -24,7 +36,8 @@ import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -100,6 +113,25 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# Indexes that only ever answer "which rows have this content hash / node id": lineage
+# walks, artifact lookups and the projections' hand-off join all ask by equality. Their
+# keys are random (content hashes), so a B-tree takes every insert at a random leaf and,
+# once it outgrows shared_buffers, a read and a write per insert; a hash index keeps a
+# 4-byte code per row, a quarter of the size or less, and stays in memory far longer.
+_PG_INDEXES = {
+    "CREATE INDEX edges_src ON edges (src, dst)": "CREATE INDEX edges_src ON edges USING hash (src)",
+    "CREATE INDEX edges_dst ON edges (dst, src)": "CREATE INDEX edges_dst ON edges USING hash (dst)",
+    "CREATE INDEX run_io_artifact ON run_io (artifact_id, role)": (
+        "CREATE INDEX run_io_artifact ON run_io USING hash (artifact_id)"
+    ),
+}
+
+
+def _pg_ddl(statement: str) -> str:
+    """A portable schema statement in PostgreSQL's dialect."""
+    return _PG_INDEXES.get(statement, statement).replace("{blob}", "BYTEA")
+
+
 def _lock_key(schema: str) -> int:
     """The advisory-lock key of a store: a signed 64-bit number derived from its schema name."""
     digest = hashlib.sha256(f"datatrail append lock\x00{schema}".encode()).digest()
@@ -120,9 +152,15 @@ class _SetInsert(NamedTuple):
     so first-wins inserts keep the same winner. ``ON CONFLICT DO UPDATE``
     cannot touch one row twice in a statement, so an update statement
     (``unique``) takes this path only when the batch's keys are distinct.
+
+    Each column travels as one string that the server splits again
+    (``packed``, see :func:`_pack`), or, when its values do not allow that,
+    as a binary array (``statement``).
     """
 
     statement: str
+    packed: str
+    types: tuple[str, ...]
     key: tuple[int, ...]
     unique: bool
 
@@ -137,16 +175,60 @@ def _set_insert(
     join: str = "",
 ) -> _SetInsert:
     names = [f"c{i}" for i in range(len(types))]
+    columns = select or ", ".join(f"u.{n}" for n in names)
+
+    def over(arrays: str) -> str:
+        return (
+            f"{head} SELECT {columns} FROM unnest({arrays}) WITH ORDINALITY "
+            f"AS u({', '.join(names)}, ord){join} ORDER BY u.ord {tail}"
+        )
+
     # %b: arrays go in binary, several times cheaper to dump than array text.
     arrays = ", ".join(f"%b::{t}[]" for t in types)
-    columns = select or ", ".join(f"u.{n}" for n in names)
-    statement = (
-        f"{head} SELECT {columns} FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, ord)"
-        f"{join} ORDER BY u.ord {tail}"
-    )
-    return _SetInsert(statement, key, unique="DO UPDATE" in tail)
+    split = ", ".join(f"string_to_array(%b, chr(31), chr(30))::{t}[]" for t in types)
+    return _SetInsert(over(arrays), over(split), tuple(types), key, unique="DO UPDATE" in tail)
 
 
+_SEP, _NULL = "\x1f", "\x1e"  # ASCII unit separator; record separator marks a NULL
+_INTEGER_TYPES = {int, type(None)}  # exactly: a bool is an int too, but not a number here
+
+
+def _pack(values: Sequence[Any], kind: str) -> str | None:
+    """A column as one string for ``string_to_array(s, chr(31), chr(30))``, else ``None``.
+
+    One join in C instead of dumping every value into an array element, a
+    small part of the client's work for the same column. Only for values that
+    cannot be mistaken for the separators: ``str`` without them in a text
+    column, ``int`` in an integer one; ``None`` becomes the NULL marker.
+    """
+    if kind == "text":
+        try:
+            joined = _SEP.join([_NULL if v is None else v for v in values])
+        except TypeError:  # a value that is not a string
+            return None
+    else:
+        if not set(map(type, values)) <= _INTEGER_TYPES:
+            return None
+        joined = _SEP.join([_NULL if v is None else str(v) for v in values])
+    if (
+        not joined  # one empty string: string_to_array would make no element of it
+        or joined.count(_SEP) != len(values) - 1
+        or joined.count(_NULL) != values.count(None)
+    ):
+        return None
+    return joined
+
+
+_RUN_START_SQL = (
+    "INSERT INTO runs (run_id, job_namespace, job_name, parent_run_id, status, started_at, params, "
+    "code_id, env_id, actor, level, start_idx) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?) "
+)
+_RUN_END_SQL = "INSERT INTO runs (run_id, status, ended_at, error, end_idx) VALUES (?, ?, ?, ?, ?) "
+_RUN_WHOLE_SQL = (
+    "INSERT INTO runs (run_id, job_namespace, job_name, parent_run_id, status, started_at, params, "
+    "code_id, env_id, actor, level, start_idx, ended_at, error, end_idx) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+)
 _RUN_START_SET = (
     "ON CONFLICT (run_id) DO UPDATE SET job_namespace = excluded.job_namespace, "
     "job_name = excluded.job_name, parent_run_id = excluded.parent_run_id, "
@@ -230,9 +312,7 @@ _BULK: dict[str, _Copy | _SetInsert] = {
         "ON CONFLICT (env_id) DO NOTHING",
         key=(0,),
     ),
-    "INSERT INTO runs (run_id, job_namespace, job_name, parent_run_id, status, started_at, params, "
-    "code_id, env_id, actor, level, start_idx) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?) "
-    + _RUN_START_SET: _set_insert(
+    _RUN_START_SQL + _RUN_START_SET: _set_insert(
         "INSERT INTO runs (run_id, job_namespace, job_name, parent_run_id, status, started_at, "
         "params, code_id, env_id, actor, level, start_idx)",
         ("text",) * 10 + ("int8",),
@@ -240,16 +320,13 @@ _BULK: dict[str, _Copy | _SetInsert] = {
         key=(0,),
         select="u.c0, u.c1, u.c2, u.c3, 'running', u.c4, u.c5, u.c6, u.c7, u.c8, u.c9, u.c10",
     ),
-    "INSERT INTO runs (run_id, status, ended_at, error, end_idx) VALUES (?, ?, ?, ?, ?) "
-    + _RUN_END_SET: _set_insert(
+    _RUN_END_SQL + _RUN_END_SET: _set_insert(
         "INSERT INTO runs (run_id, status, ended_at, error, end_idx)",
         ("text", "text", "text", "text", "int8"),
         _RUN_END_SET,
         key=(0,),
     ),
-    "INSERT INTO runs (run_id, job_namespace, job_name, parent_run_id, status, started_at, params, "
-    "code_id, env_id, actor, level, start_idx, ended_at, error, end_idx) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) " + _RUN_WHOLE_SET: _set_insert(
+    _RUN_WHOLE_SQL + _RUN_WHOLE_SET: _set_insert(
         "INSERT INTO runs (run_id, job_namespace, job_name, parent_run_id, status, started_at, "
         "params, code_id, env_id, actor, level, start_idx, ended_at, error, end_idx)",
         ("text",) * 11 + ("int8", "text", "text", "int8"),
@@ -288,6 +365,103 @@ _BULK: dict[str, _Copy | _SetInsert] = {
 }
 
 
+# Shortcuts an append takes on a bet that nearly always wins; a unique constraint catches
+# the case it loses, and the batch is rolled back and appended again without it.
+_IDS = "ids"  # no query for stored event ids: the unique index on events.id finds them
+_RUNS = "runs"  # runs started (or run whole) in a batch are new: COPY them, no upsert
+_SHORTCUT_KEYS = {"events_id_key": _IDS, "runs_pkey": _RUNS}  # PostgreSQL's constraint names
+_COOL_DOWN = 16  # appends that go without a shortcut after it lost: losses come in runs
+
+_RUN_COLUMNS = (
+    "run_id, job_namespace, job_name, parent_run_id, status, started_at, params, "
+    "code_id, env_id, actor, level, start_idx, ended_at, error, end_idx"
+)
+_RUN_TYPES = ("text",) * 11 + ("int8", "text", "text", "int8")
+
+
+class _NewRuns(NamedTuple):
+    """The upsert of runs that start in a batch, as a COPY of its rows when their ids are new."""
+
+    copy: _Copy
+    status: str | None  # a value to add to each row for a status the SQL writes itself
+
+
+_NEW_RUNS: dict[str, _NewRuns] = {
+    _RUN_WHOLE_SQL + _RUN_WHOLE_SET: _NewRuns(
+        _Copy(f"COPY runs ({_RUN_COLUMNS}) FROM STDIN (FORMAT BINARY)", _RUN_TYPES), None
+    ),
+    _RUN_START_SQL + _RUN_START_SET: _NewRuns(
+        _Copy(
+            "COPY runs (run_id, job_namespace, job_name, parent_run_id, started_at, params, "
+            "code_id, env_id, actor, level, start_idx, status) FROM STDIN (FORMAT BINARY)",
+            ("text",) * 10 + ("int8", "text"),
+        ),
+        "running",
+    ),
+}
+
+
+class _ShortcutLost(Exception):
+    """An append's shortcut met the case it bets against (internal; the append is retried)."""
+
+    def __init__(self, shortcut: str) -> None:
+        super().__init__(shortcut)
+        self.shortcut = shortcut
+
+
+class _Writer:
+    """Runs one transaction's bulk writes, in order, on a thread of its own.
+
+    The server takes longer over a batch's rows than Python takes to prepare
+    them; shipping them from a second thread lets the two overlap. The first
+    failure is kept and every later write is skipped (the transaction is
+    aborted anyway); :meth:`wait` re-raises it in the caller's thread.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+        self._failed = False
+
+    def submit(self, fn: Callable[[], None]) -> Future[None]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="datatrail-pg")
+        future = self._pool.submit(self._run, fn)
+        self._pending.append(future)
+        return future
+
+    def _run(self, fn: Callable[[], None]) -> None:
+        if self._failed:
+            return
+        try:
+            fn()
+        except BaseException:
+            self._failed = True
+            raise
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending)
+
+    def wait(self) -> None:
+        """Wait for every submitted write; raise the first failure, if any."""
+        pending, self._pending = self._pending, []
+        error: BaseException | None = None
+        for future in pending:
+            try:
+                future.result()
+            except BaseException as exc:  # the writes' own errors, re-raised below
+                error = error or exc
+        self._failed = False
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
 class PostgresStore(LogEngine):
     """A datatrail store in a PostgreSQL database (optionally in its own schema).
 
@@ -314,6 +488,11 @@ class PostgresStore(LogEngine):
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._closed = False
+        self._writer = _Writer()
+        # Per appending thread: the shortcuts its current append takes (see append()).
+        self._taking = threading.local()
+        # Per shortcut: how many more appends go without it since it last lost.
+        self._cooling = dict.fromkeys((_IDS, _RUNS), 0)
         conn = self._live()
         try:
             if schema is None:
@@ -365,6 +544,10 @@ class PostgresStore(LogEngine):
         # DB-API wrapper-aware one, which costs a Python call per value.
         conn.adapters.register_dumper(None, pg.types.string.BytesBinaryDumper)
         try:
+            # The store's statements are short and their row estimates often rough (a freshly
+            # loaded store has no statistics yet): JIT would compile for hundreds of
+            # milliseconds to save microseconds.
+            conn.execute("SET jit = off")
             if self.schema is not None:
                 conn.execute(
                     pg.sql.SQL("SET search_path TO {}").format(pg.sql.Identifier(self.schema))
@@ -428,12 +611,17 @@ class PostgresStore(LogEngine):
             conn, tx = self._start(locked)
             try:
                 yield conn
+                self._writer.wait()  # every write of the batch, before COMMIT
             except BaseException as exc:
                 # The engine caches the frontier before COMMIT; a batch that did not land
                 # must not leave it behind, or a later append of the same size would use it.
                 self._frontier_cache = None
+                self._abandon_writes(conn)
                 # Roll back; psycopg only logs a rollback that fails on a lost connection.
                 tx.__exit__(type(exc), exc, exc.__traceback__)
+                lost = self._shortcut_lost(exc)
+                if lost is not None:
+                    raise _ShortcutLost(lost) from exc
                 if isinstance(exc, self._pg.Error):
                     raise self._failure(exc, action) from exc
                 raise
@@ -442,6 +630,30 @@ class PostgresStore(LogEngine):
             except self._pg.Error as exc:
                 self._frontier_cache = None
                 raise self._failure(exc, f"commit ({action})") from exc
+
+    def _abandon_writes(self, conn: Any) -> None:
+        """Stop the writes still queued or running, so the transaction can be rolled back."""
+        if not self._writer.busy:
+            return
+        if not conn.closed:
+            # A write may be mid-statement: ask the server to stop it rather than wait it out.
+            cancel = getattr(conn, "cancel_safe", None) or conn.cancel  # psycopg < 3.2: cancel
+            with suppress(self._pg.Error):
+                cancel()
+        with suppress(BaseException):  # already failing: the first error is the one raised
+            self._writer.wait()
+
+    def _shortcuts(self) -> frozenset[str]:
+        """The shortcuts the calling thread's append takes."""
+        taken: frozenset[str] = getattr(self._taking, "shortcuts", frozenset())
+        return taken
+
+    def _shortcut_lost(self, exc: BaseException) -> str | None:
+        """The shortcut whose bet ``exc`` shows lost, if it is one this append took."""
+        if not isinstance(exc, self._pg.errors.UniqueViolation):
+            return None
+        shortcut = _SHORTCUT_KEYS.get(exc.diag.constraint_name or "")
+        return shortcut if shortcut in self._shortcuts() else None
 
     # -- schema -------------------------------------------------------------------
 
@@ -520,7 +732,7 @@ class PostgresStore(LogEngine):
             if migration.version <= current:
                 continue
             for statement in migration.statements:
-                conn.execute(statement.replace("{blob}", "BYTEA"))
+                conn.execute(_pg_ddl(statement))
             conn.execute(
                 "INSERT INTO migrations (version, name, applied_at) VALUES (%s, %s, %s)",
                 (migration.version, migration.name, now_ts()),
@@ -537,6 +749,8 @@ class PostgresStore(LogEngine):
             return fn(tx)
 
     def _execute(self, tx: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self._writer.busy:
+            self._writer.wait()  # a read must see the batch's writes; a write must follow them
         as_any = _in_list_as_any(sql) if params else None
         if as_any is not None:
             cur = tx.execute(as_any, [list(params)])
@@ -545,22 +759,45 @@ class PostgresStore(LogEngine):
         return cur.fetchall() if cur.description is not None else []
 
     def _executemany(self, tx: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        # The statement and its parameters are made here, while the writer thread is still
+        # busy with earlier rows; it then only has to ship them.
+        write, copies = self._prepare_write(sql, rows)
+        if copies and not self._writer.busy:
+            # The first rows of a batch (its log entries): wait while the writer hands them
+            # to the connection. Formatting them takes it a few milliseconds; interleaved
+            # with the caller's own Python (hashing, deriving) under the GIL, it would take
+            # several times as long, and the server would wait for them.
+            handed = threading.Event()
+            done = self._writer.submit(lambda: write(tx, handed))
+            done.add_done_callback(lambda _: handed.set())  # failed, or skipped after a failure
+            handed.wait()
+        else:
+            self._writer.submit(lambda: write(tx, None))
+
+    def _prepare_write(self, sql: str, rows: Sequence[Sequence[Any]]) -> tuple[_WriteFn, bool]:
+        """How to write ``rows`` with ``sql`` (its bulk plan, else executemany), and if by COPY.
+
+        What it returns holds lists of its own, so the caller may reuse ``rows``.
+        """
+        new_runs = _NEW_RUNS.get(sql) if _RUNS in self._shortcuts() else None
+        if new_runs is not None:
+            status = new_runs.status
+            copied = [(*row, status) for row in rows] if status is not None else list(rows)
+            return lambda tx, handed: _copy_rows(tx, new_runs.copy, copied, handed), True
         plan = _BULK.get(sql)
-        with tx.cursor() as cur:
-            if isinstance(plan, _Copy):
-                with cur.copy(plan.statement) as pipe:
-                    pipe.set_types(plan.types)
-                    for row in rows:
-                        pipe.write_row(row)
-                return
-            if isinstance(plan, _SetInsert):
-                batch = _distinct(rows, plan.key, keep_all=plan.unique)
-                if batch is not None:
-                    cur.execute(
-                        plan.statement, [list(column) for column in zip(*batch, strict=True)]
-                    )
-                    return
-            cur.executemany(_pg_sql(sql), rows)
+        if isinstance(plan, _Copy):
+            copied = list(rows)
+            return lambda tx, handed: _copy_rows(tx, plan, copied, handed), True
+        if isinstance(plan, _SetInsert):
+            batch = _distinct(rows, plan.key, keep_all=plan.unique)
+            if batch is not None:
+                columns = [list(column) for column in zip(*batch, strict=True)]
+                packed = [_pack(c, t) for c, t in zip(columns, plan.types, strict=True)]
+                if None in packed:
+                    return lambda tx, _: _execute_once(tx, plan.statement, columns), False
+                return lambda tx, _: _execute_once(tx, plan.packed, packed), False
+        statement, copied = _pg_sql(sql), list(rows)
+        return lambda tx, _: _execute_each(tx, statement, copied), False
 
     # -- reads --------------------------------------------------------------------
 
@@ -611,12 +848,83 @@ class PostgresStore(LogEngine):
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            self._writer.close()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
 
     def append(self, events: Sequence[Event], *, dedupe: bool = True) -> AppendResult:
+        # Stored ids (a replay after a lost connection, a redelivered message) and runs seen
+        # before (a run restarted in a later batch) are rare, and unique constraints find
+        # them anyway: append with the shortcuts, and only if one of them loses, roll back
+        # and append again without.
+        shortcuts = self._take_shortcuts(dedupe=dedupe)
+        if shortcuts:
+            self._taking.shortcuts = shortcuts
+            try:
+                return self._append(events, dedupe=dedupe)
+            except _ShortcutLost as lost:
+                with self._lock:
+                    self._cooling[lost.shortcut] = _COOL_DOWN
+            finally:
+                self._taking.shortcuts = frozenset()
         return self._append(events, dedupe=dedupe)
+
+    def _take_shortcuts(self, *, dedupe: bool) -> frozenset[str]:
+        """The shortcuts the next append may take: none that lost in the last few appends."""
+        taken = set()
+        with self._lock:
+            for shortcut, left in self._cooling.items():
+                if left:
+                    self._cooling[shortcut] = left - 1
+                elif dedupe or shortcut != _IDS:  # without the id check there is none to skip
+                    taken.add(shortcut)
+        return frozenset(taken)
+
+    def _drop_stored(
+        self, tx: Any, encoded: list[tuple[Event, bytes]]
+    ) -> tuple[list[tuple[Event, bytes]], int]:
+        """The batch without repeated ids, and without stored ones unless the id check is skipped."""
+        ids = [ev.id for ev, _ in encoded]
+        found: set[str] = set()
+        if encoded and _IDS not in self._shortcuts():
+            # One array parameter and one round trip, however large the batch.
+            found = {r[0] for r in tx.execute("SELECT id FROM events WHERE id = ANY(%b)", [ids])}
+        elif len(set(ids)) == len(ids):
+            return encoded, 0  # the common case, found in C: nothing repeats, nothing to check
+        kept = []
+        for pair in encoded:
+            event_id = pair[0].id
+            if event_id not in found:
+                found.add(event_id)
+                kept.append(pair)
+        return kept, len(encoded) - len(kept)
+
+
+# A prepared write: run it on a connection; a COPY sets the event (if any) once its rows
+# are handed to the connection.
+_WriteFn = Callable[[Any, "threading.Event | None"], None]
+
+
+def _copy_rows(
+    tx: Any, plan: _Copy, rows: Sequence[Sequence[Any]], handed: threading.Event | None
+) -> None:
+    with tx.cursor() as cur, cur.copy(plan.statement) as pipe:
+        pipe.set_types(plan.types)
+        for row in rows:
+            pipe.write_row(row)
+        if handed is not None:
+            handed.set()  # before the COPY ends: the server still has the rows to write
+
+
+def _execute_once(tx: Any, statement: str, params: Sequence[Any]) -> None:
+    with tx.cursor() as cur:
+        cur.execute(statement, params)
+
+
+def _execute_each(tx: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    with tx.cursor() as cur:
+        cur.executemany(statement, rows)
 
 
 def _distinct(
@@ -630,17 +938,13 @@ def _distinct(
     if not rows:
         return None
     keys = list(map(itemgetter(*key), rows))
-    if len(set(keys)) == len(keys):
+    # Filled back to front, each key ends up with the position of its first row.
+    first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
+    if len(first) == len(keys):
         return rows
     if keep_all:
         return None
-    seen: set[Any] = set()
-    kept = []
-    for k, row in zip(keys, rows, strict=True):
-        if k not in seen:
-            seen.add(k)
-            kept.append(row)
-    return kept
+    return [rows[i] for i in sorted(first.values())]
 
 
 def _first_line(exc: BaseException) -> str:
