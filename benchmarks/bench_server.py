@@ -216,7 +216,7 @@ def _ingest_rows(quick: bool, root: Path) -> list[Result]:
 
     sample = _sample()
     n_single = 2_000 if quick else 5_000
-    n_batch = 20_000 if quick else 100_000
+    n_batch = 20_000 if quick else 40_000
     clients = 4
     home = init_home(root / "ingest" / ".datatrail")
     headers = {"Authorization": f"Bearer {_token(home, 'producer')}"}
