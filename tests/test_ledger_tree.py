@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.test_ledger_merkle import leaf_in_tree, two_sizes
 
 from datatrail.errors import ProofError
 from datatrail.ledger import (
@@ -84,19 +85,7 @@ def test_consistency_between_equal_sizes_is_empty() -> None:
 
 # -- properties against the reference functions ---------------------------------------
 
-SIZE = st.integers(min_value=1, max_value=MAX_LEAVES)
-
-
-@st.composite
-def leaf_in_tree(draw: st.DrawFn) -> tuple[int, int]:
-    size = draw(SIZE)
-    return draw(st.integers(min_value=0, max_value=size - 1)), size
-
-
-@st.composite
-def two_sizes(draw: st.DrawFn) -> tuple[int, int]:
-    new = draw(SIZE)
-    return draw(st.integers(min_value=1, max_value=new)), new
+# The same strategies as the node-based functions are checked with (same MAX_LEAVES).
 
 
 @given(st.integers(min_value=0, max_value=MAX_LEAVES))
