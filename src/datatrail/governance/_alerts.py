@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from datatrail.governance._records import DATA_READS
 from datatrail.model import Actor, Record, from_json, now_ts, uuid7
 from datatrail.store import Store
 
@@ -101,14 +102,12 @@ def check_volume(
     current = _bucket(current_ts, bucket)
     since = datetime.fromisoformat(current_ts.replace("Z", "+00:00")) - lookback
     rows = store.query(
-        "SELECT ts, data FROM records WHERE topic = ? AND ts >= ? AND data LIKE ? ORDER BY idx",
-        ("access", since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z"), f'%"{principal}"%'),
+        f"SELECT ts, data FROM records WHERE {DATA_READS} AND ts >= ? AND data LIKE ? ORDER BY idx",
+        (since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z"), f'%"{principal}"%'),
     )
     volumes: dict[int, float] = {}
     for ts, text in rows:
         data = from_json(text)
-        if data.get("decided_by") == "role":
-            continue  # a catalog view, not a read of data: it moves no rows
         if data.get("principal") != principal or data.get("outcome") != "allow":
             continue
         volumes[_bucket(ts, bucket)] = volumes.get(_bucket(ts, bucket), 0.0) + float(

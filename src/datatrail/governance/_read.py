@@ -26,6 +26,7 @@ from datatrail.governance._classify import classifications_of
 from datatrail.governance._decide import Decision, Engine
 from datatrail.governance._document import Limit, Policy
 from datatrail.governance._masks import apply_masks, mask_salt
+from datatrail.governance._records import DATA_READS
 from datatrail.model import Actor, Record, from_json, now_ts, parse_node_id, uuid7
 from datatrail.store import Home, Store, find_home, open_store
 
@@ -254,8 +255,8 @@ def limit_usage(
     moment = (now or datetime.now(UTC)) - limit.window
     since = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     rows = store.query(
-        "SELECT data FROM records WHERE topic = ? AND ts >= ? AND data LIKE ?",
-        ("access", since, f'%"{principal}"%'),
+        f"SELECT data FROM records WHERE {DATA_READS} AND ts >= ? AND data LIKE ?",
+        (since, f'%"{principal}"%'),
     )
     total_rows = total_bytes = 0
     for (text,) in rows:

@@ -14,6 +14,7 @@ import msgspec
 from datatrail.governance._classify import classifications_of
 from datatrail.governance._decide import Engine
 from datatrail.governance._document import Policy
+from datatrail.governance._records import DATA_READS
 from datatrail.model import from_json, parse_ts
 from datatrail.store import Store
 
@@ -64,13 +65,11 @@ def simulate(store: Store, candidate: Policy, *, since: str = "30d") -> Simulati
     changes: list[Change] = []
     replayed = 0
     rows = store.query(
-        "SELECT idx, ts, subject, data FROM records WHERE topic = ? AND ts >= ? ORDER BY idx",
-        ("access", start),
+        f"SELECT idx, ts, subject, data FROM records WHERE {DATA_READS} AND ts >= ? ORDER BY idx",
+        (start,),
     )
     for idx, ts, subject, text in rows:
         data = from_json(text)
-        if data.get("decided_by") == "role":
-            continue  # a catalog view the server's roles decided; no policy rule was asked
         principal = str(data.get("principal") or "")
         action = str(data.get("action") or "read")
         resource = str(data.get("resource") or subject or "")

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from datatrail.governance._records import DATA_READS
 from datatrail.model import from_json
 from datatrail.retention._common import (
     EVENT_PREFIX,
@@ -222,10 +223,9 @@ def load_facts(store: Store) -> Facts:
         facts.purged.add((str(data.get("artifact", "")), data.get("dataset")))
     facts.reviews = _reviews(store)
     for subject, ts in store.query(
-        # Reads of the data count; a catalog view of its page (decided by the server's
-        # roles, recorded in canonical JSON) does not keep data alive.
-        "SELECT subject, MAX(ts) FROM records WHERE topic = 'access' AND subject IS NOT NULL "
-        'AND data NOT LIKE \'%"decided_by":"role"%\' GROUP BY subject'
+        # Reads of the data count; a catalog view of its page does not keep data alive.
+        f"SELECT subject, MAX(ts) FROM records WHERE {DATA_READS} AND subject IS NOT NULL "
+        "GROUP BY subject"
     ):
         facts.last_access[str(subject)] = str(ts)
     for topic, subject, ts in store.query(
