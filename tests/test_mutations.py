@@ -457,7 +457,7 @@ def _log_mutations(trail: Trail) -> list[Mutation]:
         Mutation(
             name="swap whole entries 5 and 8 (reorder)",
             apply=swap("id, kind, ts, body, leaf", 5, 8),
-            expect_index={4},  # level-1 granularity: the pair [4, 6) holding entry 5
+            expect_index={4},  # the tree keeps every second level: the four [4, 8) holding entry 5
             expect_kinds={"tree_node_mismatch"},
         ),
         Mutation(

@@ -8,6 +8,7 @@ SQLite, a fresh schema for PostgreSQL, dropped afterwards).
 from __future__ import annotations
 
 import itertools
+import random
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ import _pg
 from datatrail.errors import InvalidEvent, NotAStore, SchemaTooNew, SignatureError, StoreError
 from datatrail.ledger import (
     Signer,
+    consistency_proof,
+    inclusion_proof,
     open_checkpoint,
     root_hash,
     verify_consistency,
@@ -547,4 +550,66 @@ def test_a_store_from_a_newer_datatrail_raises_schema_too_new(
     )
 
     with pytest.raises(SchemaTooNew, match=f"schema version {SCHEMA_VERSION + 1}"):
+        backend.open(signer=signer)
+
+
+# -- the stored tree ----------------------------------------------------------------------------
+
+
+def _tree_rows(store: Store) -> list[tuple[int, int]]:
+    return [(int(r[0]), int(r[1])) for r in store.query("SELECT level, idx FROM tree_nodes")]
+
+
+def _perfect_nodes(size: int, levels: Sequence[int]) -> set[tuple[int, int]]:
+    """Every complete perfect subtree of a tree of ``size`` leaves on ``levels``."""
+    return {(level, i) for level in levels for i in range(size >> level)}
+
+
+def test_a_new_store_keeps_every_second_tree_level_and_proves_from_it(store: Store) -> None:
+    events = [finished() for _ in range(700)]
+    for batch in chunks(events, [1, 37, 255, 2, 300, 16, 89]):
+        store.append(batch)
+    leaves = store.leaves()
+    n = len(leaves)
+
+    assert store.meta()["tree_stride"] == "2"
+    assert sorted(_tree_rows(store)) == sorted(_perfect_nodes(n, [2, 4, 6, 8]))
+    rng = random.Random(5)
+    sizes = {1, 15, 16, 17, 255, 256, 257, 511, 512, 699, n, *rng.sample(range(1, n + 1), 12)}
+    for size in sorted(sizes):
+        root = store.root(size)
+        assert root == root_hash(leaves[:size])
+        for i in {0, size - 1, size // 2, *rng.sample(range(size), min(size, 6))}:
+            proof = store.inclusion_proof(i, size)
+            assert proof == inclusion_proof(leaves[:size], i), (i, size)
+        for old in {1, size, max(1, size // 3), *rng.sample(range(1, size + 1), min(size, 4))}:
+            proof = store.consistency_proof(old, size)
+            assert proof == consistency_proof(leaves[:size], old), (old, size)
+
+
+def test_a_store_made_before_strides_keeps_every_level(backend: Backend, signer: Signer) -> None:
+    backend.open(create=True, signer=signer).close()
+    backend.execute("main", "DELETE FROM meta WHERE key = 'tree_stride'")  # as older stores are
+    store = backend.open(signer=signer)
+    try:
+        for batch in chunks([finished() for _ in range(50)], [3, 20, 27]):
+            store.append(batch)
+        leaves = store.leaves()
+
+        assert store.stride == 1
+        assert sorted(_tree_rows(store)) == sorted(_perfect_nodes(50, range(1, 6)))
+        assert store.inclusion_proof(33) == inclusion_proof(leaves, 33)
+        assert store.root() == root_hash(leaves)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("value", ["0", "9", "two", " 2", ""])
+def test_a_store_whose_tree_stride_is_not_a_small_number_is_refused(
+    backend: Backend, signer: Signer, value: str
+) -> None:
+    backend.open(create=True, signer=signer).close()
+    backend.execute("main", f"UPDATE meta SET value = '{value}' WHERE key = 'tree_stride'")
+
+    with pytest.raises(StoreError, match="tree_stride"):
         backend.open(signer=signer)

@@ -27,6 +27,7 @@ from datatrail.ledger import (
     root_hash,
     sign_checkpoint,
 )
+from datatrail.model import RunFinished, now_ts, uuid7
 from datatrail.store import SQLiteStore, init_home
 from datatrail.store._copy import copy_trail
 
@@ -309,6 +310,41 @@ def test_a_copied_trail_verifies_with_the_same_root_and_binds_the_same_rows(
     report = _verify(home, tmp_path / "copy" / "trail.db")
     assert report.ok, report.faults
     assert report.unbound == []
+
+
+def test_a_trail_kept_at_every_tree_level_is_copied_as_it_is_and_still_verifies(
+    tmp_path: Path,
+) -> None:
+    signer = Signer.generate("old")
+    source = SQLiteStore(tmp_path / "old.db", create=True, signer=signer)
+    source._conn.execute("DELETE FROM meta WHERE key = 'tree_stride'")  # as stores made before
+    source.close()
+    source = SQLiteStore(tmp_path / "old.db", signer=signer)
+    target = SQLiteStore(tmp_path / "copy.db", create=True, signer=signer)
+    try:
+        for _ in range(3):
+            source.append(
+                [
+                    RunFinished(id=uuid7(), ts=now_ts(), run_id=uuid7(), status="completed")
+                    for _ in range(11)
+                ]
+            )
+        copy_trail(source, target)
+        target.append([RunFinished(id=uuid7(), ts=now_ts(), run_id=uuid7(), status="failed")])
+        levels = {r[0] for r in target.query("SELECT DISTINCT level FROM tree_nodes")}
+        assert (target.stride, "tree_stride" in target.meta()) == (1, False)
+        assert levels == {1, 2, 3, 4, 5}  # 34 entries: every level is kept, as in the source
+        report = verify(target, verifier=signer.verifier)
+        assert report.ok, report.faults
+        target._conn.execute("DELETE FROM tree_nodes WHERE level = 2 AND idx = 3")
+        report = verify(target, verifier=signer.verifier)
+        assert (report.ok, report.first_fault and report.first_fault.kind) == (
+            False,
+            "tree_node_missing",
+        )
+    finally:
+        source.close()
+        target.close()
 
 
 # -- the CLI ------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from datatrail.ledger import CheckpointBinding, Verifier, migrations_digest, ope
 from datatrail.ledger._binding import EMPTY_ROOT
 from datatrail.store import Store
 
-__all__ = ["check_checkpoints"]
+__all__ = ["CheckpointScan", "check_checkpoints", "judge_checkpoints", "read_checkpoints"]
 
 _CKPT_BATCH = 1_000
 
@@ -40,6 +40,15 @@ class _Signed:
     note: str
     binding: CheckpointBinding | None
     """``None`` for a legacy note, signed before notes carried binding lines."""
+
+
+@dataclass
+class CheckpointScan:
+    """What reading the checkpoints found: the validly signed ones, by size, and the row count."""
+
+    signed: list[_Signed]
+    stored_sizes: set[int]
+    read: int
 
 
 def check_checkpoints(
@@ -56,9 +65,29 @@ def check_checkpoints(
 
     ``migrations`` are the store's ``migrations`` rows ``(version, name,
     applied_at)`` by version. Returns how many checkpoints were read and the
-    newest validly signed one.
+    newest validly signed one. :func:`read_checkpoints` then
+    :func:`judge_checkpoints` do the same in two steps, so the stored tree can
+    be checked in between with the sizes the signed roots prove.
     """
-    size = scan.size
+    read = read_checkpoints(
+        store, scan, faults, verifier=verifier, origin=origin, created_at=created_at
+    )
+    return judge_checkpoints(scan, faults, read, origin=origin, migrations=migrations)
+
+
+def read_checkpoints(
+    store: Store,
+    scan: LogScan,
+    faults: Faults,
+    *,
+    verifier: Verifier,
+    origin: str,
+    created_at: str | None,
+) -> CheckpointScan:
+    """Open every stored checkpoint (faults for bad signatures, rows and times).
+
+    Sets ``scan.proven``: the sizes whose signed root the leaves reproduce.
+    """
     nulls = count(store, "SELECT COUNT(*) FROM checkpoints WHERE size IS NULL")
     if nulls:
         faults.add("unexpected_row", None, "checkpoints", f"{nulls} checkpoints have no size")
@@ -94,10 +123,26 @@ def check_checkpoints(
         if type(cursor) is not int:
             break
     signed.sort(key=lambda s: s.size)
+    scan.proven = sorted(
+        {s.size for s in signed if s.size <= scan.size and scan.root(s.size) == s.root}
+    )
+    return CheckpointScan(signed=signed, stored_sizes=stored_sizes, read=read)
+
+
+def judge_checkpoints(
+    scan: LogScan,
+    faults: Faults,
+    read: CheckpointScan,
+    *,
+    origin: str,
+    migrations: list[tuple[Any, ...]],
+) -> tuple[int, CheckpointInfo | None]:
+    """Roots, the chain, the migrations binding and the tail, from :func:`read_checkpoints`."""
+    signed = read.signed
     _check_roots(scan, faults, signed)
-    _check_chain(faults, signed, stored_sizes)
+    _check_chain(faults, signed, read.stored_sizes)
     _check_migrations(faults, signed, migrations)
-    return read, _check_tail(faults, signed, size, origin)
+    return read.read, _check_tail(faults, signed, scan.size, origin)
 
 
 def _open_row(

@@ -9,6 +9,7 @@ and from them every perfect subtree is recomputed and compared with
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_args
@@ -53,16 +54,26 @@ class LogScan:
     """index -> (id, leaf, erased_by, kind, ts) columns of entries whose body is NULL."""
     receipts: dict[int, ErasureRecorded] = field(default_factory=dict)
     """index -> erasure receipt event."""
+    proven: list[int] = field(default_factory=list)
+    """Sizes, ascending, of validly signed checkpoints whose root the leaves reproduce:
+    the entries below each are exactly the signed ones (set by the checkpoint pass)."""
 
     @property
     def size(self) -> int:
         return len(self.leaves)
+
+    def tree(self) -> list[list[bytes]]:
+        """Every level of the recomputed tree (built on first use): leaves first."""
+        if not self.levels:
+            self.levels = _build_levels(self.leaves)
+        return self.levels
 
     def root(self, size: int) -> bytes:
         """The RFC 9162 root of the first ``size`` leaves, from the recomputed perfect nodes."""
         parts = root_nodes(size)
         if not parts:
             return _sha256(b"").digest()
+        self.tree()
         level, idx = parts[-1]
         acc = self.levels[level][idx]
         for level, idx in reversed(parts[:-1]):
@@ -236,19 +247,27 @@ def _build_levels(leaves: list[bytes]) -> list[list[bytes]]:
 def check_tree(store: Store, scan: LogScan, faults: Faults) -> int:
     """Recompute every perfect subtree from the leaves and compare it with ``tree_nodes``.
 
-    A node is blamed only when its own children agree, so one changed leaf
-    gives one fault, not one per level. Returns how many stored nodes were read.
+    The store keeps the levels that are multiples of its stride (``store.stride``:
+    4 for new stores, 1 for stores made before strides); every node of those
+    levels must be there and right, and no other row may be. A node is blamed
+    only when the stored nodes under it agree, so one changed leaf gives one
+    fault, not one per level. A node over entries that a signed checkpoint
+    proves in part is blamed on the first entry past the proven ones (run the
+    checkpoint pass first to have them). Returns how many stored nodes were read.
     """
-    scan.levels = _build_levels(scan.leaves)
-    top = len(scan.levels)  # levels 1..top-1 hold nodes
+    stride = store.stride
+    levels = scan.tree()
+    top = len(levels)  # levels 1..top-1 hold nodes
     read = 0
-    bad_below: set[int] = set()  # node indexes that mismatched on the level below
-    for level in range(1, top):
-        nodes = scan.levels[level]
+    bad_below: set[int] = set()  # node indexes that mismatched on the stored level below
+    for level in range(stride, top, stride):
+        nodes = levels[level]
         bad_here: set[int] = set()
         expected = 0
         cursor = -(1 << 63)
         reading = True
+
+        blame = _Blame(faults, level, stride, bad_below, bad_here, scan.proven)
         while reading:
             rows = store.query(
                 "SELECT idx, hash FROM tree_nodes WHERE level = ? AND idx > ? ORDER BY idx LIMIT ?",
@@ -272,61 +291,97 @@ def check_tree(store: Store, scan: LogScan, faults: Faults) -> int:
                     continue
                 cursor = idx
                 while expected < idx:
-                    bad_here.add(expected)
-                    _node_fault(
-                        faults, "tree_node_missing", level, expected, bad_below, "is missing"
-                    )
+                    blame("tree_node_missing", expected, "is missing")
                     expected += 1
                 expected = idx + 1
                 if as_bytes(stored) != nodes[idx]:
-                    bad_here.add(idx)
-                    _node_fault(
-                        faults,
-                        "tree_node_mismatch",
-                        level,
-                        idx,
-                        bad_below,
-                        "differs from the hash of its children",
-                    )
+                    blame("tree_node_mismatch", idx, "differs from the hash of its children")
         while expected < len(nodes):
-            bad_here.add(expected)
-            _node_fault(faults, "tree_node_missing", level, expected, bad_below, "is missing")
+            blame("tree_node_missing", expected, "is missing")
             expected += 1
         bad_below = bad_here
     strays = store.query(
-        "SELECT level, idx FROM tree_nodes WHERE level IS NULL OR idx IS NULL OR level < 1 OR level >= ? "
-        "ORDER BY level, idx LIMIT 100",
-        (max(top, 1),),
+        "SELECT level, idx FROM tree_nodes WHERE level IS NULL OR idx IS NULL OR level < 1 "
+        "OR level >= ? OR level % ? <> 0 ORDER BY level, idx LIMIT 100",
+        (max(top, 1), stride),
     )
     for level, idx in strays:
+        where = (
+            f"a tree of {scan.size} leaves"
+            if not isinstance(level, int) or level < 1 or level >= top
+            else f"this store, which keeps only every {_nth(stride)} level"
+        )
         faults.add(
             "unexpected_row",
             None,
             "tree_nodes",
-            f"tree node (level {short(level)}, index {short(idx)}) cannot exist in a tree of "
-            f"{scan.size} leaves",
+            f"tree node (level {short(level)}, index {short(idx)}) cannot exist in {where}",
         )
     return read
 
 
+def _nth(n: int) -> str:
+    return {2: "second", 3: "third", 4: "fourth"}.get(n, f"{n}th")
+
+
+@dataclass
+class _Blame:
+    """Reports faulty nodes of one stored level, pointing at the entry most likely at fault."""
+
+    faults: Faults
+    level: int
+    stride: int
+    bad_below: set[int]
+    """Indexes of the faulty nodes on the stored level below."""
+    bad_here: set[int]
+    proven: list[int]
+
+    def __call__(self, kind: str, idx: int, what: str) -> None:
+        self.bad_here.add(idx)
+        _node_fault(
+            self.faults, kind, self.level, idx, self.bad_below, self.stride, self.proven, what
+        )
+
+
 def _node_fault(
-    faults: Faults, kind: str, level: int, idx: int, bad_below: set[int], what: str
+    faults: Faults,
+    kind: str,
+    level: int,
+    idx: int,
+    bad_below: set[int],
+    stride: int,
+    proven: list[int],
+    what: str,
 ) -> None:
-    if level > 1 and (2 * idx in bad_below or 2 * idx + 1 in bad_below):
+    width = 1 << stride  # the stored nodes one stored level down under this one
+    if level > stride and any(i in bad_below for i in range(idx * width, (idx + 1) * width)):
         return  # a consequence of the fault already reported below it
     start, end = idx << level, (idx + 1) << level
     blamed = faults.first_bad_in(start, end)
-    faults.suspect(start if blamed is None else blamed)
+    if blamed is not None:
+        cause = f"entry {blamed} is already at fault"
+        first = blamed
+    elif proven and proven[-1] >= end:
+        # A signed checkpoint proves every entry under the node: the row itself is wrong.
+        first = start
+        cause = "those entries are as a signed checkpoint has them, so the node row is at fault"
+    else:
+        # Entries below a proven size are the signed ones: the first that may have changed
+        # is past the largest proven size inside the node's span.
+        inside = proven[bisect_right(proven, start) : bisect_left(proven, end)]
+        first = inside[-1] if inside else start
+        cause = (
+            f"entries {start}..{first - 1} are as a signed checkpoint has them, so one of "
+            f"{first}..{end - 1} was changed, moved or removed, or the node was"
+            if inside
+            else "one of those entries was changed, moved or removed, or the node was"
+        )
+    faults.suspect(first)
     faults.add(
         kind,
-        start if blamed is None else blamed,
+        first,
         "tree_nodes",
-        f"tree node (level {level}, index {idx}) over entries {start}..{end - 1} {what}: "
-        + (
-            f"entry {blamed} is already at fault"
-            if blamed is not None
-            else "one of those entries was changed, moved or removed, or the node was"
-        ),
+        f"tree node (level {level}, index {idx}) over entries {start}..{end - 1} {what}: {cause}",
     )
 
 

@@ -25,6 +25,11 @@ __all__ = ["check_meta", "check_migrations", "check_projections", "check_schema"
 
 META_KEYS = ("format", "origin", "store_id")
 """The keys a store's ``meta`` table holds."""
+OPTIONAL_META_KEYS = ("tree_stride",)
+"""Keys a store may hold: ``tree_stride`` in stores that keep every second tree level.
+
+Without it the store keeps every level, so deleting or changing it makes the tree
+check expect other rows than the stored ones, and that check names them."""
 
 # The migrations table is created by the backend, not by a migration.
 _MIGRATIONS_COLUMNS = (
@@ -130,14 +135,17 @@ def check_schema(store: Store, faults: Faults) -> set[str]:
 
 
 def check_meta(store: Store, faults: Faults) -> str:
-    """Check ``meta`` holds exactly format, store_id and origin, consistently. Returns the origin."""
+    """Check ``meta`` holds exactly format, store_id, origin (and perhaps tree_stride), consistently.
+
+    Returns the origin.
+    """
     rows = store.query("SELECT key, value FROM meta")
     meta: dict[Any, Any] = {}
     for key, value in rows:
         if key in meta:
             faults.add("meta_changed", None, "meta", f"meta key {short(key)} appears twice")
         meta[key] = value
-    for key in sorted(set(meta) - set(META_KEYS), key=str):
+    for key in sorted(set(meta) - set(META_KEYS) - set(OPTIONAL_META_KEYS), key=str):
         faults.add("meta_changed", None, "meta", f"meta has an unexpected key {short(key)}")
     for key in META_KEYS:
         if key not in meta:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from datatrail.audit._checkpoints import check_checkpoints
+from datatrail.audit._checkpoints import judge_checkpoints, read_checkpoints
 from datatrail.audit._collect import Faults
 from datatrail.audit._faults import VerifyReport
 from datatrail.audit._log import check_erasures, check_tree, scan_events
@@ -81,16 +81,13 @@ def verify(
     if log_ok:
         scan = scan_events(store, faults, advance)
         erased = check_erasures(scan, faults)
-        check_tree(store, scan, faults)
-        read, latest = check_checkpoints(
-            store,
-            scan,
-            faults,
-            verifier=key,
-            origin=origin,
-            created_at=created_at,
-            migrations=migrations,
+        # Signed roots first: the sizes they prove narrow where a mismatching tree node
+        # points, and where the tree points, a mismatching root points too.
+        opened = read_checkpoints(
+            store, scan, faults, verifier=key, origin=origin, created_at=created_at
         )
+        check_tree(store, scan, faults)
+        read, latest = judge_checkpoints(scan, faults, opened, origin=origin, migrations=migrations)
         size, root = scan.size, scan.root(scan.size).hex()
         del scan  # the leaves are not needed while the projections are derived
         # A projection row may point at an entry the log lost: any index the log or a

@@ -60,6 +60,8 @@ class Store(Protocol):
     """The contract every backend meets (tested by one suite over all of them)."""
 
     url: str
+    stride: int
+    """The tree levels ``tree_nodes`` keeps: the multiples of this (1: every level)."""
 
     def append(self, events: Sequence[Event], *, dedupe: bool = True) -> AppendResult:
         """Append events in order, atomically; events whose id is already stored are skipped.

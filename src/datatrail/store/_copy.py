@@ -37,8 +37,10 @@ def copy_trail(source: LogEngine, target: LogEngine, progress: Progress | None =
                 f"the target store already holds {target._size_tx(tx):,} entries; "
                 "migrate into an empty store"
             )
-        for key, value in meta.items():  # store id and origin: the source's
-            target._execute(tx, "DELETE FROM meta WHERE key = ?", (key,))
+        # Store id, origin and tree stride: the source's, and nothing else (a source made
+        # before strides keeps every tree level, and so must its copy).
+        target._execute(tx, "DELETE FROM meta")
+        for key, value in meta.items():
             target._execute(tx, "INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
         # The store's creation time (when schema v1 was applied) bounds its checkpoint times,
         # and the copied notes commit to every step's time: the target's rows must be the source's.
@@ -96,6 +98,7 @@ def copy_trail(source: LogEngine, target: LogEngine, progress: Progress | None =
 
         target._rebuild_locked(tx, derived)
     target._frontier_cache = None
+    target.origin, target.stride = source.origin, source.stride  # appends go on as the source's
     return size
 
 

@@ -5,6 +5,15 @@ rest: encode events, skip ids already stored, hash leaves, extend the Merkle
 tree (only newly completed perfect-subtree nodes are written), apply erasure
 receipts, derive projections and sign a checkpoint for the batch, all in the
 one transaction, so a batch lands whole or not at all.
+
+The tree is stored sparsely. A store created by this version keeps the
+perfect-subtree hashes of every second level only (``tree_stride`` 2 in its
+``meta``); a node on an odd level is the hash of its two children on the
+stored level below (leaf hashes, for level 1), recomputed when a proof or
+the frontier asks for it. That is one node row per three entries instead of
+one per entry; ``verify`` still places a changed entry within four. Stores
+made before keep every level (no ``tree_stride``: stride 1) and go on doing
+so, so their rows stay exactly what ``verify`` expects.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from datatrail.errors import InvalidEvent, ProofError
+from datatrail.errors import InvalidEvent, ProofError, StoreError
 from datatrail.ledger import (
     Checkpoint,
     CheckpointBinding,
@@ -37,7 +46,7 @@ from datatrail.store._base import AppendResult, Progress, StoredCheckpoint, Stor
 from datatrail.store._projections import derive
 from datatrail.store._schema import MIGRATIONS, PROJECTION_TABLES, sqlite_sql
 
-__all__ = ["LogEngine", "derive_in_memory"]
+__all__ = ["TREE_STRIDE", "LogEngine", "derive_in_memory", "tree_stride"]
 
 _EMPTY_ROOT = hashlib.sha256(b"").digest()
 _REBUILD_BATCH = 5000
@@ -45,6 +54,28 @@ _READ_BATCH = 5000
 
 
 _KINDS: dict[type, str] = {}
+
+TREE_STRIDE = 2
+"""The level stride of the tree nodes a new store keeps (levels 2, 4, 6, ...)."""
+_MAX_STRIDE = 8
+
+
+def tree_stride(meta: dict[str, str]) -> int:
+    """The level stride a store's ``meta`` declares: 1 (every level) when it declares none.
+
+    Raises :class:`StoreError` for a value that is not a whole number from 1 to 8: the
+    tree nodes of such a store cannot be read, so it is refused rather than guessed at.
+    """
+    text = meta.get("tree_stride")
+    if text is None:
+        return 1
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= _MAX_STRIDE):
+        raise StoreError(
+            f"the store's meta tree_stride is {text!r}, not a whole number from 1 to "
+            f"{_MAX_STRIDE}; the store was damaged or edited (run `datatrail verify` on a copy "
+            "made with a datatrail that reads it)"
+        )
+    return int(text)
 
 
 def _kind(event: Event) -> str:
@@ -60,9 +91,11 @@ class LogEngine:
 
     url: str
 
-    def __init__(self, *, signer: Signer | None, origin: str) -> None:
+    def __init__(self, *, signer: Signer | None, origin: str, stride: int = 1) -> None:
         self.signer = signer
         self.origin = origin
+        self.stride = stride
+        """Levels of the tree kept in ``tree_nodes``: the multiples of this (see the module)."""
         self._frontier_cache: tuple[int, list[bytes]] | None = None
 
     # -- backend hooks ----------------------------------------------------------
@@ -112,6 +145,9 @@ class LogEngine:
                 rows,
             )
             nodes, new_frontier = append_nodes(frontier, size, leaves)
+            stride = self.stride
+            if stride > 1:
+                nodes = [node for node in nodes if not node[0] % stride]
             if nodes:
                 self._executemany(
                     tx, "INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
@@ -241,23 +277,51 @@ class LogEngine:
         return 0 if row[0][0] is None else int(row[0][0]) + 1
 
     def _nodes_tx(self, tx: Any, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The hashes of the perfect nodes ``wanted``, from the stored levels.
+
+        Each wanted node covers a run of at most ``2 ** (stride - 1)`` hashes on the
+        stored level at or below it; those runs are merged and read in one query per
+        table, and each node is folded up from its run.
+        """
+        stride = self.stride
+        spans: dict[int, list[tuple[int, int]]] = {}  # stored level -> [start, end) runs
+        for level, idx in wanted:
+            base = level - level % stride
+            shift = level - base
+            spans.setdefault(base, []).append((idx << shift, (idx + 1) << shift))
+        stored: dict[tuple[int, int], bytes] = {}
+        for base, runs in spans.items():
+            merged = _merge(runs)
+            if base == 0:
+                clause = " OR ".join("(idx >= ? AND idx < ?)" for _ in merged)
+                flat = [v for run in merged for v in run]
+                for idx, leaf in self._execute(
+                    tx, f"SELECT idx, leaf FROM events WHERE {clause}", flat
+                ):
+                    stored[(0, int(idx))] = bytes(leaf)
+            else:
+                clause = " OR ".join("(level = ? AND idx >= ? AND idx < ?)" for _ in merged)
+                flat = [v for start, end in merged for v in (base, start, end)]
+                for level, idx, h in self._execute(
+                    tx, f"SELECT level, idx, hash FROM tree_nodes WHERE {clause}", flat
+                ):
+                    stored[(int(level), int(idx))] = bytes(h)
         found: dict[tuple[int, int], bytes] = {}
-        leaves = [i for level, i in wanted if level == 0]
-        inner = [(level, i) for level, i in wanted if level > 0]
-        if leaves:
-            marks = ", ".join("?" * len(leaves))
-            for idx, leaf in self._execute(
-                tx, f"SELECT idx, leaf FROM events WHERE idx IN ({marks})", leaves
-            ):
-                found[(0, int(idx))] = bytes(leaf)
-        if inner:
-            clause = " OR ".join("(level = ? AND idx = ?)" for _ in inner)
-            flat = [v for pair in inner for v in pair]
-            for level, idx, h in self._execute(
-                tx, f"SELECT level, idx, hash FROM tree_nodes WHERE {clause}", flat
-            ):
-                found[(int(level), int(idx))] = bytes(h)
-        missing = [w for w in wanted if w not in found]
+        missing: list[tuple[int, int]] = []
+        for level, idx in wanted:
+            base = level - level % stride
+            shift = level - base
+            first = idx << shift
+            run: list[bytes] = []
+            for i in range(first, first + (1 << shift)):
+                h = stored.get((base, i))
+                if h is None:
+                    break
+                run.append(h)
+            if len(run) != 1 << shift:
+                missing.append((level, idx))
+                continue
+            found[(level, idx)] = _fold_perfect(run)
         if missing:
             raise ProofError(
                 f"the store is missing tree nodes {missing[:3]}; run `datatrail verify`"
@@ -396,6 +460,28 @@ class LogEngine:
         self, progress: Progress | None = None
     ) -> dict[str, list[tuple[Any, ...]]]:
         return derive_in_memory(self, progress)
+
+
+def _merge(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted ``[start, end)`` runs with overlapping and touching ones joined."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(runs):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _fold_perfect(hashes: list[bytes]) -> bytes:
+    """The root of a perfect subtree (a power-of-two count) from its hashes on one level."""
+    sha256 = hashlib.sha256
+    while len(hashes) > 1:
+        hashes = [
+            sha256(b"\x01" + hashes[i] + hashes[i + 1]).digest() for i in range(0, len(hashes), 2)
+        ]
+    return hashes[0]
 
 
 def derive_in_memory(

@@ -45,7 +45,7 @@ from datatrail.errors import ConfigError, NotAStore, SchemaTooNew, StoreError
 from datatrail.ledger import Signer
 from datatrail.model import Event, now_ts, uuid7
 from datatrail.store._base import AppendResult, Progress
-from datatrail.store._engine import LogEngine
+from datatrail.store._engine import TREE_STRIDE, LogEngine, tree_stride
 from datatrail.store._schema import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -507,10 +507,12 @@ class PostgresStore(LogEngine):
                 self._schema_name = schema
             self._lock_key = _lock_key(self._schema_name)
             self._open_schema(create)
+            meta = self.meta()
+            stride = tree_stride(meta)
         except BaseException:
             self.close()
             raise
-        super().__init__(signer=signer, origin=self.meta()["origin"])
+        super().__init__(signer=signer, origin=meta["origin"], stride=stride)
 
     # -- connection -------------------------------------------------------------
 
@@ -724,6 +726,7 @@ class PostgresStore(LogEngine):
                     ("format", "datatrail"),
                     ("store_id", store_id),
                     ("origin", f"datatrail/{store_id}"),
+                    ("tree_stride", str(TREE_STRIDE)),
                 ],
             )
 

@@ -19,7 +19,7 @@ from datatrail.errors import NotAStore, SchemaTooNew, StoreError
 from datatrail.ledger import Signer
 from datatrail.model import Event, uuid7
 from datatrail.store._base import AppendResult, Progress
-from datatrail.store._engine import LogEngine
+from datatrail.store._engine import TREE_STRIDE, LogEngine, tree_stride
 from datatrail.store._schema import MIGRATIONS, SCHEMA_VERSION, sqlite_sql
 
 __all__ = ["SQLiteStore"]
@@ -59,13 +59,19 @@ class SQLiteStore(LogEngine):
         except BaseException:
             self._conn.close()
             raise
-        origin = self.meta().get("origin")
+        meta = self.meta()
+        origin = meta.get("origin")
         if origin is None:
             self._conn.close()
             raise NotAStore(
                 f"{self.path} has no origin in its meta table; it is not a complete datatrail store"
             )
-        super().__init__(signer=signer, origin=origin)
+        try:
+            stride = tree_stride(meta)
+        except StoreError:
+            self._conn.close()
+            raise
+        super().__init__(signer=signer, origin=origin, stride=stride)
 
     # -- schema ---------------------------------------------------------------
 
@@ -122,6 +128,7 @@ class SQLiteStore(LogEngine):
                     ("format", "datatrail"),
                     ("store_id", store_id),
                     ("origin", f"datatrail/{store_id}"),
+                    ("tree_stride", str(TREE_STRIDE)),
                 ],
             )
 
