@@ -279,33 +279,35 @@ class LogEngine:
     def _nodes_tx(self, tx: Any, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """The hashes of the perfect nodes ``wanted``, from the stored levels.
 
-        Each wanted node covers a run of at most ``2 ** (stride - 1)`` hashes on the
-        stored level at or below it; those runs are merged and read in one query per
-        table, and each node is folded up from its run.
+        Each wanted node is the root of ``2 ** (level % stride)`` hashes on the stored
+        level at or below it (leaf hashes on level 0): those are read in one query per
+        table, and each node is folded up from its own.
         """
         stride = self.stride
-        spans: dict[int, list[tuple[int, int]]] = {}  # stored level -> [start, end) runs
+        leaves: set[int] = set()
+        inner: set[tuple[int, int]] = set()
         for level, idx in wanted:
-            base = level - level % stride
-            shift = level - base
-            spans.setdefault(base, []).append((idx << shift, (idx + 1) << shift))
-        stored: dict[tuple[int, int], bytes] = {}
-        for base, runs in spans.items():
-            merged = _merge(runs)
-            if base == 0:
-                clause = " OR ".join("(idx >= ? AND idx < ?)" for _ in merged)
-                flat = [v for run in merged for v in run]
-                for idx, leaf in self._execute(
-                    tx, f"SELECT idx, leaf FROM events WHERE {clause}", flat
-                ):
-                    stored[(0, int(idx))] = bytes(leaf)
+            shift = level % stride
+            base = level - shift
+            first = idx << shift
+            if base:
+                inner.update((base, i) for i in range(first, first + (1 << shift)))
             else:
-                clause = " OR ".join("(level = ? AND idx >= ? AND idx < ?)" for _ in merged)
-                flat = [v for start, end in merged for v in (base, start, end)]
-                for level, idx, h in self._execute(
-                    tx, f"SELECT level, idx, hash FROM tree_nodes WHERE {clause}", flat
-                ):
-                    stored[(int(level), int(idx))] = bytes(h)
+                leaves.update(range(first, first + (1 << shift)))
+        stored: dict[tuple[int, int], bytes] = {}
+        if leaves:
+            marks = ", ".join("?" * len(leaves))
+            for idx, leaf in self._execute(
+                tx, f"SELECT idx, leaf FROM events WHERE idx IN ({marks})", sorted(leaves)
+            ):
+                stored[(0, int(idx))] = bytes(leaf)
+        if inner:
+            clause = " OR ".join("(level = ? AND idx = ?)" for _ in inner)
+            flat = [v for pair in sorted(inner) for v in pair]
+            for level, idx, h in self._execute(
+                tx, f"SELECT level, idx, hash FROM tree_nodes WHERE {clause}", flat
+            ):
+                stored[(int(level), int(idx))] = bytes(h)
         found: dict[tuple[int, int], bytes] = {}
         missing: list[tuple[int, int]] = []
         for level, idx in wanted:
@@ -460,18 +462,6 @@ class LogEngine:
         self, progress: Progress | None = None
     ) -> dict[str, list[tuple[Any, ...]]]:
         return derive_in_memory(self, progress)
-
-
-def _merge(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sorted ``[start, end)`` runs with overlapping and touching ones joined."""
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(runs):
-        if merged and start <= merged[-1][1]:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def _fold_perfect(hashes: list[bytes]) -> bytes:
