@@ -6,11 +6,15 @@ Rows:
    the same bytes already in memory (target: at least 80% of raw);
 2. a numeric frame (float64/int64 columns) with ``hash_value`` against raw BLAKE3
    over the same column buffers (target 80%) and against
-   ``pandas.util.hash_pandas_object(df, index=False)`` (target 20× faster);
+   ``pandas.util.hash_pandas_object(df, index=False)`` (target 20× faster). Both
+   sides hash the same bytes on all cores (``max_threads=AUTO``); ours also checks
+   every float for NaN and keeps one stream per column. The pandas row notes its
+   ceiling: what raw BLAKE3 itself achieves against ``hash_pandas_object``, timed
+   in the same rounds;
 3. a string + int frame against ``hash_pandas_object`` (target 20× faster).
 
-Ours and the baseline are timed alternately, round after round, so a noisy
-neighbour slows both alike; the figures are medians.
+Ours and the baseline are timed in turn, round after round (each round starting
+with the next one), so a noisy neighbour slows both alike; the figures are medians.
 """
 
 from __future__ import annotations
@@ -31,22 +35,30 @@ from datatrail.capture._hashing import hash_file, hash_value
 GB = 1e9
 
 
+def _interleaved(*runs: Callable[[], object], repeat: int) -> list[float]:
+    """Median seconds of each of ``runs``, timed in turn round after round, after a warm-up.
+
+    Each round starts one further along, so no run always follows the same other one
+    (hash_pandas_object churns memory and caches; whoever runs next pays for it).
+    """
+    for run in runs:
+        run()
+    samples: list[list[float]] = [[] for _ in runs]
+    for round_ in range(repeat):
+        for k in range(len(runs)):
+            i = (round_ + k) % len(runs)
+            start = time.perf_counter()
+            runs[i]()
+            samples[i].append(time.perf_counter() - start)
+    return [statistics.median(times) for times in samples]
+
+
 def _paired(
     ours: Callable[[], object], baseline: Callable[[], object], *, repeat: int
 ) -> tuple[float, float]:
     """Median seconds of ``ours`` and ``baseline``, timed alternately after one warm-up each."""
-    ours()
-    baseline()
-    mine: list[float] = []
-    theirs: list[float] = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        ours()
-        mine.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        baseline()
-        theirs.append(time.perf_counter() - start)
-    return statistics.median(mine), statistics.median(theirs)
+    mine, theirs = _interleaved(ours, baseline, repeat=repeat)
+    return mine, theirs
 
 
 def _raw_blake3(buffers: list[np.ndarray]) -> Callable[[], bytes]:
@@ -91,9 +103,12 @@ def _numeric_rows(rows: int, repeat: int) -> list[Result]:
     buffers = [np.asarray(frame[name]).view(np.uint8) for name in frame.columns]
     size = sum(buffer.nbytes for buffer in buffers)
     ours, raw = _paired(lambda: hash_value(frame), _raw_blake3(buffers), repeat=repeat)
-    ours_again, pandas_time = _paired(
+    # Raw BLAKE3 runs in these rounds too, so the ceiling in the note compares timings
+    # taken side by side rather than across two separate runs.
+    ours_again, pandas_time, raw_again = _interleaved(
         lambda: hash_value(frame),
         lambda: pd.util.hash_pandas_object(frame, index=False),
+        _raw_blake3(buffers),
         repeat=max(3, repeat // 2),
     )
     label = f"numeric frame {rows / 1e6:g}M×4"
@@ -119,9 +134,10 @@ def _numeric_rows(rows: int, repeat: int) -> list[Result]:
             baseline_name="hash_pandas_object",
             ratio=speedup,
             # BLAKE3 itself bounds this row: no BLAKE3 hash of these bytes can beat
-            # hash_pandas_object by more than raw BLAKE3 does.
-            note=f"ceiling: raw BLAKE3 is {pandas_time / raw:.1f}× hash_pandas_object",
-            extra={"raw_blake3_ms": raw * 1e3},
+            # hash_pandas_object by more than raw BLAKE3 does, so the 20× target is out
+            # of reach wherever that ceiling is below 20×.
+            note=f"ceiling: raw BLAKE3 is {pandas_time / raw_again:.1f}× hash_pandas_object",
+            extra={"raw_blake3_ms": raw_again * 1e3},
         ),
     ]
 

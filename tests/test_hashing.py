@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
 import os
 import pathlib
 import re
@@ -110,6 +111,30 @@ def test_text_is_hashed_as_utf8() -> None:
 def test_large_buffers_hash_the_same_as_small_ones_would() -> None:
     data = os.urandom((1 << 20) + 17)  # above the multi-threading threshold
     assert digest(data) == "blake3:" + blake3.blake3(data).hexdigest()
+
+
+def _hash_in_forked_child(values: list[object], conn: Any) -> None:
+    conn.send([digest(value) for value in values])
+    conn.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_hashes_large_values_after_its_parent_did() -> None:
+    # The parent hashes on all cores first, so the multi-threaded hasher's pool exists
+    # before the fork; the child must not wait on threads that fork did not copy.
+    large = os.urandom(4 << 20)
+    frame = pd.DataFrame({"f": np.arange(1 << 19) / 3, "i": np.arange(1 << 19)})
+    expected = [digest(large), digest(frame)]
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_hash_in_forked_child, args=([large, frame], sender))
+    child.start()
+    try:
+        assert receiver.poll(60), "the forked child hung hashing a large value"
+        assert receiver.recv() == expected
+    finally:
+        child.kill()
+        child.join()
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,8 @@ would write as null) gets no hash.
 
 Buffers of 1 MiB or more are hashed with ``max_threads=AUTO`` (all cores);
 smaller ones single-threaded, where starting threads would cost more than it
-saves.
+saves. In a forked child, large buffers get a thread pool of their own instead:
+AUTO's pool lives in the parent and its threads are not copied by ``fork``.
 """
 
 from __future__ import annotations
@@ -131,8 +132,27 @@ column); :func:`hash_value` then returns ``None`` too.
 # -- BLAKE3 primitives shared with _hash_tables -------------------------------------------
 
 
+_forked = False
+
+
+def _note_fork() -> None:
+    global _forked
+    _forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_note_fork)
+
+
 def _threads(size: int) -> int:
-    return blake3.blake3.AUTO if size >= PARALLEL_THRESHOLD else 1
+    if size < PARALLEL_THRESHOLD:
+        return 1
+    if _forked:
+        # AUTO hashes on rayon's global pool, whose threads a fork does not copy: once the
+        # parent has used it, a child's AUTO hasher waits on them forever. An explicit
+        # count starts a pool for this hasher alone (tens of microseconds).
+        return os.cpu_count() or 1
+    return blake3.blake3.AUTO
 
 
 def raw_hasher(size: int = 0) -> blake3.blake3:
