@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         "met",
     ):
         table.add_column(col)
-    for group, r in rows:
+    for number, (group, r) in enumerate(rows, start=1):
         table.add_row(
             group,
-            r.name,
+            f"{r.name} [{number}]" if r.note else r.name,
             _fmt(r.ours),
             r.unit,
             r.baseline_name or "-",
@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             "yes" if r.ok else "NO",
         )
     console.print(table)
+    # What each figure means and how it was taken: the notes the rows carry, by row number.
+    for number, (_, r) in enumerate(rows, start=1):
+        if r.note:
+            console.print(f"  [{number}] {r.note}", highlight=False, markup=False)
     if args.json_path:
         Path(args.json_path).write_text(
             json.dumps([{"group": g, **dataclasses.asdict(r)} for g, r in rows], indent=2)
