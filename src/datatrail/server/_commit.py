@@ -1,7 +1,9 @@
 """Group commit for OpenLineage ingest: requests that arrive together share one transaction.
 
-A request decodes and validates its events on its own thread, hands them to
-the committer and waits. The committer takes every request waiting, maps their
+A request decodes, validates and prepares its events on its own thread (all
+of their mapping that needs no run state, see
+:func:`~datatrail.interop.openlineage._ingest.prepare`), hands them to the
+committer and waits. The committer takes every request waiting, maps their
 events together (one lookup for all the runs they name, against a
 :class:`~datatrail.interop.openlineage._runstate.RunCache` that stays exact
 while other servers append too), appends them in one transaction and tells
@@ -24,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datatrail.errors import InvalidEvent
-from datatrail.interop.openlineage._ingest import OpenLineageMapper
-from datatrail.interop.openlineage._runstate import RunBook, RunCache
+from datatrail.interop.openlineage._ingest import OpenLineageMapper, PreparedEvent, prepare
+from datatrail.interop.openlineage._runstate import RunBook, RunCache, run_id_of
 from datatrail.model import Event
 from datatrail.server._errors import ApiError
 from datatrail.store import AppendResult, Store
@@ -76,6 +78,10 @@ def _settle(
         future.set_result(result)
 
 
+def _run_id(obj: Any) -> str | None:
+    return (obj.run_id or None) if isinstance(obj, PreparedEvent) else run_id_of(obj)
+
+
 @dataclass
 class _Mapped:
     job: _Job
@@ -99,6 +105,10 @@ class GroupCommitter:
 
     def submit(self, objs: list[Any]) -> Committed:
         """Map and append validated OpenLineage events; returns once they are durable.
+
+        Each is an event :func:`~datatrail.interop.openlineage._schema.validate_openlineage`
+        passed, or better, the :class:`PreparedEvent` :func:`prepare` made of it on the
+        caller's thread, which leaves the committer only what depends on run states.
 
         Raises what the append raised (the store's error) when nothing could be stored.
         """
@@ -181,7 +191,7 @@ class GroupCommitter:
     def _commit_group(self, jobs: list[_Job]) -> None:
         self.cache.sync()
         book = RunBook(self.store, self.cache)
-        book.prefetch([obj for job in jobs for obj in job.objs])
+        book.prefetch_runs(_run_id(obj) for job in jobs for obj in job.objs)
         mapped = [self._map(job, book) for job in jobs]
         events = [ev for m in mapped for ev in m.events]
         if not events:
@@ -218,7 +228,8 @@ class GroupCommitter:
         events: list[Event] = []
         for obj in job.objs:
             try:
-                made = mapper.map(obj, validated=True)
+                prep = obj if isinstance(obj, PreparedEvent) else prepare(obj, validated=True)
+                made = mapper.map_prepared(prep)
             except InvalidEvent as exc:
                 items.append(exc)
                 continue

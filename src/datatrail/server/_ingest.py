@@ -2,8 +2,9 @@
 
 Compatible with the OpenLineage HTTP transport: JSON bodies, optionally
 gzipped, a bearer token. Each OpenLineage event is validated on the request's
-thread, then mapped to datatrail events by :mod:`datatrail.interop.openlineage`
-and appended by the app's group committer (:mod:`datatrail.server._commit`):
+thread (a batch's also prepared there, one event decoded at a time), then
+mapped to datatrail events by :mod:`datatrail.interop.openlineage` and
+appended by the app's group committer (:mod:`datatrail.server._commit`):
 the events of requests in flight together go in one transaction, and a request
 is answered once its events are durable. An invalid event stores nothing of
 itself. An invalid single event gets 400 with the JSON pointer of its first bad
@@ -19,7 +20,9 @@ from typing import Any
 import msgspec
 from starlette.concurrency import run_in_threadpool
 
-from datatrail.errors import ConfigError, InvalidEvent
+from datatrail.errors import InvalidEvent
+from datatrail.interop.openlineage._ingest import prepare
+from datatrail.interop.openlineage._schema import validate_openlineage
 from datatrail.model import Event
 from datatrail.server._commit import GroupCommitter
 from datatrail.server._errors import ApiError, error_body
@@ -29,16 +32,6 @@ from datatrail.server._schemas import BOOL, INT, STR, array_of, obj, ref
 __all__ = ["INGEST_ROUTES"]
 
 PRODUCERS = ("producer",)
-
-
-def _interop() -> Any:
-    try:
-        from datatrail.interop import openlineage
-    except ImportError as exc:  # pragma: no cover - only while the interop package is missing
-        raise ConfigError(
-            f"OpenLineage ingest needs datatrail.interop.openlineage, which cannot be imported ({exc})"
-        ) from None
-    return openlineage
 
 
 def _decode(body: bytes | None) -> Any:
@@ -59,7 +52,7 @@ def _validated(obj: Any) -> Any:
         )
         exc.pointer = ""  # type: ignore[attr-defined]
         raise exc
-    _interop().validate_openlineage(obj)
+    validate_openlineage(obj)
     return obj
 
 
@@ -75,7 +68,8 @@ def _committer(call: Call) -> GroupCommitter:
 
 async def lineage_event(call: Call) -> dict[str, Any]:
     """Ingest one OpenLineage RunEvent, DatasetEvent or JobEvent."""
-    # One event is checked in microseconds: on the loop, rather than a trip to a thread.
+    # One event is checked in microseconds: on the loop, rather than a trip to a thread;
+    # the committer prepares it (the loop stays free for the next request).
     obj = _validated(_decode(call.body))
     done = await _committer(call).submit_async([obj])
     (item,) = done.items
@@ -117,9 +111,21 @@ def _reject(
     results.append({"index": i, "status": "rejected", "events": 0, "error": error})
 
 
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
 def _check_batch(body: bytes | None) -> _Checked:
-    """Decode a batch and validate each event: (results so far, failures, valid events)."""
-    items = _decode(body)
+    """Decode a batch, validate and prepare each event: (results so far, failures, valid events).
+
+    The array is cut into its elements' bytes first and each event decoded only when
+    its turn comes, so one event's objects are alive at a time: the rest of the batch
+    waits for the committer as bytes and prepared events, which the garbage collector
+    need not walk.
+    """
+    try:
+        items: Any = _ITEMS.decode(body or b"")
+    except msgspec.DecodeError:  # empty or not JSON (_decode says), or not an array (below)
+        items = _decode(body)
     if not isinstance(items, list):
         raise ApiError(
             400,
@@ -134,7 +140,7 @@ def _check_batch(body: bytes | None) -> _Checked:
     valid: list[tuple[int, Any]] = []
     for i, item in enumerate(items):
         try:
-            valid.append((i, _validated(item)))
+            valid.append((i, prepare(_validated(msgspec.json.decode(item)), validated=True)))
         except InvalidEvent as exc:
             _reject(results, failed, i, exc)
     return results, failed, valid

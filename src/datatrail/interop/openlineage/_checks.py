@@ -211,6 +211,11 @@ def obj(
     ``closed`` refuses unknown keys; ``together`` names keys that need each other.
     """
     known = {key: (sub, "/" + esc(key)) for key, sub in (props or {}).items()}
+    spec = (
+        _ObjSpec(dict(props or {}), required)
+        if extra is None and not (closed or together)
+        else None
+    )
 
     def check(value: Any, p: str) -> None:
         if not isinstance(value, dict):
@@ -254,7 +259,38 @@ def obj(
                 return False
         return True
 
+    if spec is not None:
+        _OBJ_SPECS[check] = spec
     return with_fast(check, ok)
+
+
+class _ObjSpec:
+    """What a plain :func:`obj` checker (no ``extra``, ``closed`` or ``together``) allows."""
+
+    def __init__(self, props: dict[str, Check], required: tuple[str, ...]) -> None:
+        self.props = props
+        self.required = required
+
+
+_OBJ_SPECS: dict[Check, _ObjSpec] = {}
+
+
+def _merged(checks: tuple[Check, ...]) -> Predicate | None:
+    """One object predicate for plain object checkers that must all pass, if they can merge.
+
+    They can when no property is typed by two of them: a value then passes them all
+    exactly when it passes one object with all their properties and required names,
+    and the merged predicate walks the value once.
+    """
+    specs = [_OBJ_SPECS.get(c) for c in checks]
+    props: dict[str, Check] = {}
+    required: list[str] = []
+    for spec in specs:
+        if spec is None or props.keys() & spec.props.keys():
+            return None
+        props.update(spec.props)
+        required.extend(r for r in spec.required if r not in required)
+    return fast(obj(props, tuple(required)))
 
 
 def all_of(*checks: Check) -> Check:
@@ -262,12 +298,22 @@ def all_of(*checks: Check) -> Check:
         for c in checks:
             c(value, p)
 
+    merged = _merged(checks)
+    if merged is not None:
+        return with_fast(check, merged)
     oks = [fast(c) for c in checks]
+    if len(oks) == 2:
+        first, second = oks
 
-    def ok(value: Any) -> bool:
+        def ok(value: Any) -> bool:
+            return first(value) and second(value)
+
+        return with_fast(check, ok)
+
+    def ok_all(value: Any) -> bool:
         return all(each(value) for each in oks)
 
-    return with_fast(check, ok)
+    return with_fast(check, ok_all)
 
 
 def matches(c: Check, value: Any, p: str) -> Bad | None:

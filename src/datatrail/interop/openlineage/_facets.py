@@ -31,7 +31,7 @@ from datatrail.interop.openlineage._checks import (
     want,
 )
 
-__all__ = ["CONTAINERS", "facets_check"]
+__all__ = ["CONTAINERS", "ON_BASE", "facets_check"]
 
 # -- the base facets ----------------------------------------------------------------------
 
@@ -47,7 +47,13 @@ _OUTPUT_FACET = _BASE_FACET
 
 
 def _facet(base: Check, props: Mapping[str, Check], required: tuple[str, ...] = ()) -> Check:
-    return all_of(base, obj(props, required))
+    check = all_of(base, obj(props, required))
+    ON_BASE[check] = base
+    return check
+
+
+ON_BASE: dict[Check, Check] = {}
+"""Standard facet checkers by the base facet rule they include (so it need not run twice)."""
 
 
 # -- standard facets (OpenLineage 2-0-2 facet schemas, restated) ---------------------------

@@ -29,6 +29,7 @@ from datatrail.interop.openlineage._runstate import (
     RunBook,
     RunState,
     merge_facets,
+    run_id_of,
 )
 from datatrail.interop.openlineage._schema import (
     InvalidOpenLineageEvent,
@@ -57,9 +58,12 @@ __all__ = [
     "OPENLINEAGE_TOPIC",
     "IngestResult",
     "OpenLineageMapper",
+    "PreparedEvent",
+    "PreparedIO",
     "Unreadable",
     "events_from_openlineage",
     "ingest",
+    "prepare",
     "read_openlineage_lines",
     "resolve_alias",
 ]
@@ -75,27 +79,37 @@ _FINISHED = {"COMPLETE": "completed", "FAIL": "failed", "ABORT": "failed"}
 _BATCH = 500
 
 
-def _uuid5_text(sha1: bytes) -> str:
-    """The text of the version 5 UUID whose name hashed to ``sha1`` (what ``uuid.uuid5`` makes).
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def _uuid5_text(sha1: str) -> str:
+    """The text of the version 5 UUID whose name hashed to ``sha1`` (hex; what ``uuid.uuid5`` makes).
 
     Written out because ids are minted several times per ingested event and the
-    ``uuid`` module's objects cost more than the hashing.
+    ``uuid`` module's objects cost more than the hashing: the version nibble becomes
+    5 and the variant's two top bits 10 (RFC 4122), right in the hex text.
     """
-    raw = bytearray(sha1[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = sha1
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def _derived_uuid(*parts: str) -> str:
-    return _uuid5_text(hashlib.sha1(_NS_BYTES + "\x1f".join(parts).encode()).digest())
+    return _uuid5_text(hashlib.sha1(_NS_BYTES + "\x1f".join(parts).encode()).hexdigest())
 
 
 def _ts(event_time: str) -> str:
     moment = parse_event_time(event_time)
     if moment is None:  # validated already; keep the type checker honest
         raise InvalidOpenLineageEvent("not an ISO 8601 date-time", "/eventTime")
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is not None and utc.year >= 1000:  # written as format_ts writes it, without the sums
+        return (
+            f"{utc.year}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+            f"{utc.second:02d}.{utc.microsecond:06d}Z"
+        )
     micros = (moment - _EPOCH) // timedelta(microseconds=1)
     return format_ts(micros * 1000)
 
@@ -133,6 +147,224 @@ def _stat(facets: dict[str, Any], key: str, field: str) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+# -- preparing an event --------------------------------------------------------------------
+#
+# What an event makes depends on its run's state only in a few decisions (start the run?
+# record this input again?); everything else is worked out from the event alone, by
+# :func:`prepare`, on whichever thread has the event (a server's request thread), so the
+# committer that owns the run states does little per event. A prepared event holds the
+# pieces of the event its datatrail events carry as canonical JSON (``msgspec.Raw`` slices
+# of the event's canonical bytes, which encode to exactly the bytes the decoded values
+# would), not as the decoded objects: the garbage collector has almost nothing to walk
+# while a batch waits for its commit, and nothing is encoded twice.
+
+
+class _Facets(msgspec.Struct, gc=False):
+    facets: dict[str, msgspec.Raw] = {}
+
+
+class _DatasetView(msgspec.Struct, gc=False):
+    facets: msgspec.Raw = msgspec.Raw(b"{}")
+    inputFacets: msgspec.Raw = msgspec.Raw(b"{}")  # noqa: N815 - the OpenLineage names
+    outputFacets: msgspec.Raw = msgspec.Raw(b"{}")  # noqa: N815
+
+
+class _RunEventView(msgspec.Struct, gc=False):
+    """The facets of a (valid) RunEvent, cut from its canonical bytes."""
+
+    run: _Facets
+    job: _Facets
+    inputs: list[_DatasetView] = []
+    outputs: list[_DatasetView] = []
+
+
+_VIEW = msgspec.json.Decoder(_RunEventView)
+
+
+class PreparedIO(msgspec.Struct, frozen=True, gc=False):
+    """One input or output of a RunEvent, as its ``IORecorded`` needs it."""
+
+    role: str
+    namespace: str
+    name: str
+    artifact: str
+    versioned: bool
+    rows: int | None
+    size: int | None
+    schema: list[tuple[str, str]] | None
+    facets: Any
+    io_key: str
+    io_facets: Any
+
+
+class PreparedEvent(msgspec.Struct, frozen=True, gc=False):
+    """A valid OpenLineage event, worked out as far as it can be without its run's state.
+
+    Made by :func:`prepare`; :meth:`OpenLineageMapper.map_prepared` turns it into
+    datatrail events. JSON values (the event, facets) are ``msgspec.Raw`` canonical
+    JSON, or the decoded objects for :meth:`OpenLineageMapper.map`.
+    """
+
+    kind: str
+    subject: str
+    digest: str
+    """SHA-256 (hex) of the event's canonical bytes: the seed of its datatrail event ids."""
+    ts: str
+    event: Any
+    """The event whole, as the ``openlineage.event`` record keeps it."""
+    event_type: str | None = None
+    run_id: str = ""
+    job: JobRef | None = None
+    producer: str = ""
+    parent: str | None = None
+    run_facets: dict[str, Any] = {}
+    job_facets: dict[str, Any] = {}
+    deleted: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    """Names of the run and job facets this event deletes (``_deleted: true``)."""
+    ios: tuple[PreparedIO, ...] = ()
+    aliases: tuple[tuple[str, str, Any], ...] = ()
+    """``(alias node, canonical node, link type)`` of each symlink, in event order."""
+    declared: dict[str, list[str]] | None = None
+
+
+def _deleted(facets: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(
+        key
+        for key, facet in facets.items()
+        if isinstance(facet, dict) and facet.get("_deleted") is True
+    )
+
+
+def _aliases(obj: dict[str, Any], kind: str) -> tuple[tuple[str, str, Any], ...]:
+    found = []
+    datasets = (
+        [obj["dataset"]] if kind == "dataset" else [*obj.get("inputs", []), *obj.get("outputs", [])]
+    )
+    for ds in datasets:
+        links = _dict(_dict(ds.get("facets")).get("symlinks")).get("identifiers")
+        if not isinstance(links, list) or not links:
+            continue
+        target = f"dataset:{ds['namespace']}:{ds['name']}"
+        for link in links:
+            found.append((f"dataset:{link['namespace']}:{link['name']}", target, link.get("type")))
+    return tuple(found)
+
+
+def prepare(obj: Any, *, validated: bool = False, raw: bool = True) -> PreparedEvent:
+    """Validate one OpenLineage event and work out all of its mapping that needs no run state.
+
+    Raises :class:`InvalidOpenLineageEvent` (with ``pointer``) for an invalid event;
+    ``validated`` skips the check for an event :func:`validate_openlineage` has just
+    passed. With ``raw`` (the default) the JSON values it keeps are canonical
+    ``msgspec.Raw`` bytes; without, the event's own objects.
+    """
+    if not validated:
+        validate_openlineage(obj)
+    canonical = canonical_bytes(obj)
+    digest = hashlib.sha256(canonical).hexdigest()
+    ts = _ts(obj["eventTime"])
+    kind = event_kind(obj)
+    if kind == "job":
+        job = obj["job"]
+        declared = {
+            role: [f"dataset:{d['namespace']}:{d['name']}" for d in obj.get(role, [])]
+            for role in ("inputs", "outputs")
+        }
+        return PreparedEvent(
+            kind=kind,
+            subject=f"job:{job['namespace']}:{job['name']}",
+            digest=digest,
+            ts=ts,
+            event=msgspec.Raw(canonical) if raw else obj,
+            aliases=_aliases(obj, kind),
+            declared=declared,
+        )
+    if kind == "dataset":
+        ds = obj["dataset"]
+        return PreparedEvent(
+            kind=kind,
+            subject=f"dataset:{ds['namespace']}:{ds['name']}",
+            digest=digest,
+            ts=ts,
+            event=msgspec.Raw(canonical) if raw else obj,
+            aliases=_aliases(obj, kind),
+        )
+    view: _RunEventView | None = None
+    if raw:
+        try:
+            view = _VIEW.decode(canonical)
+        except msgspec.ValidationError:  # not a valid event after all: keep the objects
+            raw = False
+    run, job_obj = obj["run"], obj["job"]
+    run_id = run["runId"].lower()
+    run_facets = _dict(run.get("facets"))
+    job_facets = _dict(job_obj.get("facets"))
+    parent = _dict(_dict(run_facets.get("parent")).get("run")).get("runId")
+    ios: list[PreparedIO] = []
+    event_time = obj["eventTime"]
+    for role, key, items, views in (
+        ("input", "inputFacets", obj.get("inputs", []), view.inputs if view else None),
+        ("output", "outputFacets", obj.get("outputs", []), view.outputs if view else None),
+    ):
+        stats_key = "inputStatistics" if role == "input" else "outputStatistics"
+        for i, ds in enumerate(items):
+            ns, name = ds["namespace"], ds["name"]
+            facets = _dict(ds.get("facets"))
+            io_facets = _dict(ds.get(key))
+            art_id, versioned = artifact_id_for(
+                ns, name, facets, run_id=run_id, role=role, event_time=event_time
+            )
+            if views is not None:
+                cut = views[i]
+                facets_value: Any = cut.facets
+                io_value: Any = cut.inputFacets if role == "input" else cut.outputFacets
+            else:
+                facets_value, io_value = facets, io_facets
+            ios.append(
+                PreparedIO(
+                    role=role,
+                    namespace=ns,
+                    name=name,
+                    artifact=art_id,
+                    versioned=versioned,
+                    rows=_stat(io_facets, stats_key, "rowCount"),
+                    size=_stat(io_facets, stats_key, "size"),
+                    schema=_schema(facets),
+                    facets=facets_value,
+                    io_key=key,
+                    io_facets=io_value,
+                )
+            )
+    if view is not None:
+        # Copies: run states outlive the event (a server caches them), its bytes need not.
+        kept_run: dict[str, Any] = {k: v.copy() for k, v in view.run.facets.items()}
+        kept_job: dict[str, Any] = {k: v.copy() for k, v in view.job.facets.items()}
+    else:
+        kept_run, kept_job = run_facets, job_facets
+    return PreparedEvent(
+        kind=kind,
+        subject=f"run:{run_id}",
+        digest=digest,
+        ts=ts,
+        event=msgspec.Raw(canonical) if raw else obj,
+        event_type=obj.get("eventType"),
+        run_id=run_id,
+        job=JobRef(namespace=job_obj["namespace"], name=job_obj["name"]),
+        producer=obj["producer"],
+        parent=parent.lower() if isinstance(parent, str) else None,
+        run_facets=kept_run,
+        job_facets=kept_job,
+        deleted=(_deleted(run_facets), _deleted(job_facets)),
+        ios=tuple(ios),
+        aliases=_aliases(obj, kind),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as decoded JSON (it may be canonical ``msgspec.Raw`` bytes)."""
+    return msgspec.json.decode(value) if isinstance(value, msgspec.Raw) else value
+
+
 class OpenLineageMapper:
     """Maps OpenLineage events to datatrail events, remembering the runs it has seen.
 
@@ -150,9 +382,12 @@ class OpenLineageMapper:
     def prefetch(self, objs: Sequence[Any]) -> None:
         """Look up the stored state of every run these events name, in a few queries for all.
 
-        Optional: :meth:`map` looks up a run it does not know by itself, one run at a time.
+        Takes OpenLineage events or :class:`PreparedEvent`\\ s. Optional: :meth:`map`
+        looks up a run it does not know by itself, one run at a time.
         """
-        self.book.prefetch(objs)
+        self.book.prefetch_runs(
+            obj.run_id if isinstance(obj, PreparedEvent) else run_id_of(obj) for obj in objs
+        )
 
     def map(self, obj: Any, *, validated: bool = False) -> list[Event]:
         """Validate one OpenLineage event and return the datatrail events it makes.
@@ -160,157 +395,138 @@ class OpenLineageMapper:
         Raises :class:`InvalidOpenLineageEvent` (with ``pointer``) for an invalid event;
         the mapper's memory changes only when the event is accepted. ``validated``
         skips the check for an event :func:`validate_openlineage` has just passed.
+        The events hold the event's own objects (``Record.data["event"] is obj``).
         """
-        if not validated:
-            validate_openlineage(obj)
-        digest = hashlib.sha256(canonical_bytes(obj)).hexdigest()
-        ts = _ts(obj["eventTime"])
+        return self.map_prepared(prepare(obj, validated=validated, raw=False))
+
+    def map_prepared(self, prep: PreparedEvent) -> list[Event]:
+        """The datatrail events a prepared event makes, given the runs seen so far."""
+        ts = prep.ts
         counter = iter(range(1_000_000))
-        prefix = hashlib.sha1(_NS_BYTES + f"openlineage\x1f{digest}\x1f".encode())
+        prefix = hashlib.sha1(_NS_BYTES + f"openlineage\x1f{prep.digest}\x1f".encode())
 
         def next_id() -> str:
             h = prefix.copy()
             h.update(str(next(counter)).encode())
-            return _uuid5_text(h.digest())
+            return _uuid5_text(h.hexdigest())
 
-        kind = event_kind(obj)
         events: list[Event] = []
-        new_aliases: set[tuple[str, str]] = set()
-        if kind == "run":
-            run_id = obj["run"]["runId"].lower()
-            subject = f"run:{run_id}"
-            state = self.book.state(run_id).copy()
-            events.extend(self._run_events(obj, run_id, ts, state, next_id))
-        elif kind == "job":
-            subject = JobRef(namespace=obj["job"]["namespace"], name=obj["job"]["name"]).node_id()
-            declared = {
-                role: [
-                    DatasetRef(namespace=d["namespace"], name=d["name"]).node_id()
-                    for d in obj.get(role, [])
-                ]
-                for role in ("inputs", "outputs")
-            }
+        state: RunState | None = None
+        if prep.kind == "run":
+            state = self.book.state(prep.run_id).copy()
+            self._run_events(prep, state, next_id, events)
+        elif prep.kind == "job":
             events.append(
-                Record(id=next_id(), ts=ts, topic="job.declared", subject=subject, data=declared)
+                Record(
+                    id=next_id(),
+                    ts=ts,
+                    topic="job.declared",
+                    subject=prep.subject,
+                    data=prep.declared or {},
+                )
             )
         else:
-            ds = obj["dataset"]
-            subject = DatasetRef(namespace=ds["namespace"], name=ds["name"]).node_id()
             events.append(
-                Record(id=next_id(), ts=ts, topic="dataset.declared", subject=subject, data={})
+                Record(id=next_id(), ts=ts, topic="dataset.declared", subject=prep.subject, data={})
             )
-        for ds in self._datasets(obj, kind):
-            target = DatasetRef(namespace=ds["namespace"], name=ds["name"]).node_id()
-            links = _dict(_dict(ds.get("facets")).get("symlinks")).get("identifiers")
-            for link in links if isinstance(links, list) else []:
-                alias = DatasetRef(namespace=link["namespace"], name=link["name"]).node_id()
-                pair = (alias, target)
-                if alias == target or pair in self._aliases or pair in new_aliases:
-                    continue
-                new_aliases.add(pair)
-                events.append(
-                    Record(
-                        id=next_id(),
-                        ts=ts,
-                        topic=ALIAS_TOPIC,
-                        subject=alias,
-                        data={"target": target, "type": link.get("type")},
-                    )
+        new_aliases: set[tuple[str, str]] = set()
+        for alias, target, link_type in prep.aliases:
+            pair = (alias, target)
+            if alias == target or pair in self._aliases or pair in new_aliases:
+                continue
+            new_aliases.add(pair)
+            events.append(
+                Record(
+                    id=next_id(),
+                    ts=ts,
+                    topic=ALIAS_TOPIC,
+                    subject=alias,
+                    data={"target": target, "type": link_type},
                 )
+            )
         events.append(
             Record(
-                id=next_id(), ts=ts, topic=OPENLINEAGE_TOPIC, subject=subject, data={"event": obj}
+                id=next_id(),
+                ts=ts,
+                topic=OPENLINEAGE_TOPIC,
+                subject=prep.subject,
+                data={"event": prep.event},
             )
         )
-        if kind == "run":
-            self.book.made[run_id] = state
+        if state is not None:
+            self.book.made[prep.run_id] = state
         self._aliases |= new_aliases
         return events
 
     @staticmethod
-    def _datasets(obj: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-        if kind == "dataset":
-            return [obj["dataset"]]
-        return [*obj.get("inputs", []), *obj.get("outputs", [])]
-
     def _run_events(
-        self,
-        obj: dict[str, Any],
-        run_id: str,
-        ts: str,
-        state: RunState,
-        next_id: Callable[[], str],
-    ) -> Iterable[Event]:
-        run, job_obj = obj["run"], obj["job"]
-        job = JobRef(namespace=job_obj["namespace"], name=job_obj["name"])
-        run_facets = _dict(run.get("facets"))
-        job_facets = _dict(job_obj.get("facets"))
-        merge_facets(state.run_facets, run_facets)
-        merge_facets(state.job_facets, job_facets)
+        prep: PreparedEvent, state: RunState, next_id: Callable[[], str], out: list[Event]
+    ) -> None:
+        run_id, job, ts = prep.run_id, prep.job, prep.ts
+        assert job is not None  # a RunEvent's
+        merge_facets(state.run_facets, prep.run_facets, deleted=prep.deleted[0])
+        merge_facets(state.job_facets, prep.job_facets, deleted=prep.deleted[1])
         if not state.started:
             state.started = True
-            parent = _dict(_dict(run_facets.get("parent")).get("run")).get("runId")
-            yield RunStarted(
-                id=next_id(),
-                ts=ts,
-                run_id=run_id,
-                job=job,
-                parent_run_id=parent.lower() if isinstance(parent, str) else None,
-                facets={
-                    "openlineage": {
-                        "producer": obj["producer"],
-                        "run": run_facets,
-                        "job": job_facets,
-                    }
-                },
-            )
-        for role, key, items in (
-            ("input", "inputFacets", obj.get("inputs", [])),
-            ("output", "outputFacets", obj.get("outputs", [])),
-        ):
-            for ds in items:
-                ns, name = ds["namespace"], ds["name"]
-                facets = _dict(ds.get("facets"))
-                art_id, versioned = artifact_id_for(
-                    ns, name, facets, run_id=run_id, role=role, event_time=obj["eventTime"]
+            out.append(
+                RunStarted(
+                    id=next_id(),
+                    ts=ts,
+                    run_id=run_id,
+                    job=job,
+                    parent_run_id=prep.parent,
+                    facets={
+                        "openlineage": {
+                            "producer": prep.producer,
+                            "run": prep.run_facets,
+                            "job": prep.job_facets,
+                        }
+                    },
                 )
-                seen = (role, ns, name, art_id) if versioned else (role, ns, name)
-                if seen in state.ios:
-                    continue
-                # Both keys, as a lookup of the stored run_io rows makes them (_runstate).
-                state.ios.add((role, ns, name, art_id))
-                state.ios.add((role, ns, name))
-                io_facets = _dict(ds.get(key))
-                stats_key = "inputStatistics" if role == "input" else "outputStatistics"
-                yield IORecorded(
+            )
+        ios = state.ios
+        for io in prep.ios:
+            role, ns, name, art_id = io.role, io.namespace, io.name, io.artifact
+            if ((role, ns, name, art_id) if io.versioned else (role, ns, name)) in ios:
+                continue
+            # Both keys, as a lookup of the stored run_io rows makes them (_runstate).
+            ios[role, ns, name, art_id] = None
+            ios[role, ns, name] = None
+            out.append(
+                IORecorded(
                     id=next_id(),
                     ts=ts,
                     run_id=run_id,
                     role="input" if role == "input" else "output",
                     artifact=ArtifactInfo(
-                        id=art_id,
-                        kind="dataset",
-                        rows=_stat(io_facets, stats_key, "rowCount"),
-                        size=_stat(io_facets, stats_key, "size"),
-                        schema=_schema(facets),
+                        id=art_id, kind="dataset", rows=io.rows, size=io.size, schema=io.schema
                     ),
                     dataset=DatasetRef(namespace=ns, name=name),
                     job=job,
-                    facets={"openlineage": {"facets": facets, key: io_facets}},
+                    facets={"openlineage": {"facets": io.facets, io.io_key: io.io_facets}},
                 )
-        status = _FINISHED.get(obj.get("eventType", ""))
-        if status is not None:
-            error = None
-            if obj["eventType"] == "FAIL":
-                msg = _dict(state.run_facets.get("errorMessage"))
-                error = ErrorInfo(
-                    type=str(msg.get("programmingLanguage", "OpenLineage")) + " error",
-                    message=str(msg.get("message", "the run failed (OpenLineage FAIL)")),
-                    traceback=str(msg.get("stackTrace", "")),
-                )
-            elif obj["eventType"] == "ABORT":
-                error = ErrorInfo(type="Aborted", message="the run was aborted (OpenLineage ABORT)")
-            yield RunFinished(
+            )
+        event_type = prep.event_type or ""
+        status = _FINISHED.get(event_type)
+        if status is None:
+            return
+        error = None
+        if event_type == "FAIL":
+            msg = _dict(_plain(state.run_facets.get("errorMessage")))
+            error = ErrorInfo(
+                type=str(msg.get("programmingLanguage", "OpenLineage")) + " error",
+                message=str(msg.get("message", "the run failed (OpenLineage FAIL)")),
+                traceback=str(msg.get("stackTrace", "")),
+            )
+        elif event_type == "ABORT":
+            error = ErrorInfo(type="Aborted", message="the run was aborted (OpenLineage ABORT)")
+        if isinstance(prep.event, msgspec.Raw):
+            run_facets, job_facets = dict(state.run_facets), dict(state.job_facets)
+        else:  # facets looked up in the store are canonical bytes: decode them for map()
+            run_facets = {k: _plain(v) for k, v in state.run_facets.items()}
+            job_facets = {k: _plain(v) for k, v in state.job_facets.items()}
+        out.append(
+            RunFinished(
                 id=next_id(),
                 ts=ts,
                 run_id=run_id,
@@ -318,12 +534,13 @@ class OpenLineageMapper:
                 error=error,
                 facets={
                     "openlineage": {
-                        "eventType": obj["eventType"],
-                        "run": dict(state.run_facets),
-                        "job": dict(state.job_facets),
+                        "eventType": event_type,
+                        "run": run_facets,
+                        "job": job_facets,
                     }
                 },
             )
+        )
 
 
 def events_from_openlineage(obj: Any, *, store: Store | None = None) -> list[Event]:
@@ -406,16 +623,14 @@ def ingest(
             results.append(IngestResult(line=line, ok=False, error=obj.error))
         else:
             try:
-                events = mapper.map(obj)
+                prep = prepare(obj)
             except InvalidOpenLineageEvent as exc:
                 flush()
                 results.append(
                     IngestResult(line=line, ok=False, error=exc.reason, pointer=exc.pointer)
                 )
             else:
-                record = events[-1]
-                subject = record.subject if isinstance(record, Record) else None
-                pending.append((line, event_kind(obj), subject or "", events))
+                pending.append((line, prep.kind, prep.subject, mapper.map_prepared(prep)))
                 if len(pending) >= _BATCH:
                     flush()
         if progress is not None:

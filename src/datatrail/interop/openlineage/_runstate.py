@@ -22,10 +22,18 @@ from typing import Any
 
 import msgspec
 
-from datatrail.model import from_json
+from datatrail.model import canonical_bytes, from_json
 from datatrail.store import Store
 
-__all__ = ["OPENLINEAGE_TOPIC", "RunBook", "RunCache", "RunState", "lookup_runs", "merge_facets"]
+__all__ = [
+    "OPENLINEAGE_TOPIC",
+    "RunBook",
+    "RunCache",
+    "RunState",
+    "lookup_runs",
+    "merge_facets",
+    "run_id_of",
+]
 
 OPENLINEAGE_TOPIC = "openlineage.event"
 """The record topic holding each ingested OpenLineage event whole (``data["event"]``)."""
@@ -33,11 +41,17 @@ OPENLINEAGE_TOPIC = "openlineage.event"
 _CHUNK = 500
 
 
-class RunState(msgspec.Struct, kw_only=True):
-    """One run as the mapper sees it; replaced, never changed, once shared."""
+class RunState(msgspec.Struct, kw_only=True, gc=False):
+    """One run as the mapper sees it; replaced, never changed, once shared.
+
+    A server caches thousands: nothing in one is a container the garbage collector
+    keeps walking (the struct is untracked; ``ios`` is a dict, not a set, since the
+    collector stops tracking a dict of strings and tuples of strings, never a set).
+    """
 
     started: bool = False
-    ios: set[tuple[str, ...]] = set()
+    ios: dict[tuple[str, ...], None] = {}
+    """The inputs and outputs recorded, as ``(role, namespace, name[, artifact])`` keys."""
     run_facets: dict[str, Any] = {}
     job_facets: dict[str, Any] = {}
 
@@ -45,7 +59,7 @@ class RunState(msgspec.Struct, kw_only=True):
         """A copy the next event of the run may change."""
         return RunState(
             started=self.started,
-            ios=set(self.ios),
+            ios=dict(self.ios),
             run_facets=dict(self.run_facets),
             job_facets=dict(self.job_facets),
         )
@@ -55,18 +69,72 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def merge_facets(into: dict[str, Any], facets: Any) -> None:
+def _is_deleted(facet: Any) -> bool:
+    """Whether a facet (decoded, or canonical ``msgspec.Raw`` bytes) says ``_deleted: true``."""
+    if isinstance(facet, msgspec.Raw):
+        if b'"_deleted":true' not in bytes(facet):  # canonical JSON: no other spelling
+            return False
+        facet = msgspec.json.decode(facet)  # the key may belong to a nested object
+    return isinstance(facet, dict) and facet.get("_deleted") is True
+
+
+def merge_facets(
+    into: dict[str, Any], facets: Any, *, deleted: Iterable[str] | None = None
+) -> None:
     """Accumulate facets as the spec says: a later facet replaces one of the same name;
-    ``_deleted: true`` removes it."""
+    ``_deleted: true`` removes it.
+
+    Facets may be decoded or canonical ``msgspec.Raw`` bytes; ``deleted`` names the
+    deleting ones when the caller knows them already.
+    """
+    gone = set(deleted) if deleted is not None else None
     for key, facet in _dict(facets).items():
-        if isinstance(facet, dict) and facet.get("_deleted") is True:
+        if (key in gone) if gone is not None else _is_deleted(facet):
             into.pop(key, None)
         else:
             into[key] = facet
 
 
+class _Facets(msgspec.Struct, gc=False):
+    facets: dict[str, msgspec.Raw] = {}
+
+
+class _StoredEvent(msgspec.Struct, gc=False):
+    run: _Facets | None = None
+    job: _Facets | None = None
+
+
+class _StoredRecord(msgspec.Struct, gc=False):
+    event: _StoredEvent | None = None
+
+
+_STORED = msgspec.json.Decoder(_StoredRecord)
+
+
+def _stored_facets(data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run and job facets of a stored ``openlineage.event`` record, as canonical bytes."""
+    try:
+        event = _STORED.decode(data).event or _StoredEvent()
+    except msgspec.ValidationError:  # not shaped as ingest writes it: take what there is
+        old = _dict(_dict(from_json(data)).get("event"))
+        run, job = _dict(old.get("run")), _dict(old.get("job"))
+        return _canonical(run.get("facets")), _canonical(job.get("facets"))
+    # Copies: slices would keep the whole record's bytes alive in a cached state.
+    return (
+        {k: v.copy() for k, v in event.run.facets.items()} if event.run else {},
+        {k: v.copy() for k, v in event.job.facets.items()} if event.job else {},
+    )
+
+
+def _canonical(facets: Any) -> dict[str, Any]:
+    return {k: msgspec.Raw(canonical_bytes(v)) for k, v in _dict(facets).items()}
+
+
 def lookup_runs(store: Store, run_ids: Iterable[str]) -> dict[str, RunState]:
-    """The stored state of each run (a fresh, unstarted state for a run the store does not know)."""
+    """The stored state of each run (a fresh, unstarted state for a run the store does not know).
+
+    Its facets are canonical ``msgspec.Raw`` bytes, as :func:`~._ingest.prepare` keeps them.
+    """
     states = {r: RunState() for r in dict.fromkeys(run_ids)}
     ids = list(states)
     for start in range(0, len(ids), _CHUNK):
@@ -82,8 +150,8 @@ def lookup_runs(store: Store, run_ids: Iterable[str]) -> dict[str, RunState]:
             chunk,
         ):
             ios = states[run_id].ios
-            ios.add((role, ns or "", name or "", art))
-            ios.add((role, ns or "", name or ""))
+            ios[role, ns or "", name or "", art] = None
+            ios[role, ns or "", name or ""] = None
         subjects = [f"run:{r}" for r in chunk]
         for subject, data in store.query(
             f"SELECT subject, data FROM records WHERE topic = ? AND subject IN ({marks}) "
@@ -91,9 +159,9 @@ def lookup_runs(store: Store, run_ids: Iterable[str]) -> dict[str, RunState]:
             (OPENLINEAGE_TOPIC, *subjects),
         ):
             state = states[str(subject)[4:]]
-            old = _dict(_dict(from_json(data)).get("event"))
-            merge_facets(state.run_facets, _dict(old.get("run")).get("facets"))
-            merge_facets(state.job_facets, _dict(old.get("job")).get("facets"))
+            run_facets, job_facets = _stored_facets(data)
+            merge_facets(state.run_facets, run_facets)
+            merge_facets(state.job_facets, job_facets)
     return states
 
 
@@ -229,11 +297,14 @@ class RunBook:
 
     def prefetch(self, objs: Sequence[Any]) -> None:
         """Look up every run these events name that the book does not know, all at once."""
+        self.prefetch_runs(run_id_of(obj) for obj in objs)
+
+    def prefetch_runs(self, run_ids: Iterable[str | None]) -> None:
+        """Look up every one of these runs that the book does not know, all at once."""
         if self.store is None:
             return
         wanted = []
-        for obj in objs:
-            run_id = run_id_of(obj)
+        for run_id in run_ids:
             if (
                 run_id is None
                 or run_id in self.made

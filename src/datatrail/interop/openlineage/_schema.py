@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from datatrail.errors import InvalidEvent
 from datatrail.interop.openlineage._checks import (
     Bad,
     Check,
+    Predicate,
     arr,
     enum,
     fast,
@@ -35,7 +36,7 @@ from datatrail.interop.openlineage._checks import (
     want,
     with_fast,
 )
-from datatrail.interop.openlineage._facets import CONTAINERS, facets_check
+from datatrail.interop.openlineage._facets import CONTAINERS, ON_BASE, facets_check
 
 __all__ = [
     "InvalidOpenLineageEvent",
@@ -59,21 +60,27 @@ class InvalidOpenLineageEvent(InvalidEvent):
 # -- the event -----------------------------------------------------------------------------
 
 
+def _both(first: Predicate, second: Predicate) -> Predicate:
+    return lambda value: first(value) and second(value)
+
+
 def _facets(kind: str) -> Check:
     """The facets checker of a container, with a predicate that mirrors it rule for rule."""
     check = facets_check(kind)
     base, standard = CONTAINERS[kind]
     base_ok = fast(base)
-    standard_ok = {name: fast(c) for name, c in standard.items()}
+    # A standard facet's predicate, with the base rule unless its checker includes it already.
+    standard_ok = {
+        name: fast(c) if ON_BASE.get(c) is base else _both(base_ok, fast(c))
+        for name, c in standard.items()
+    }
 
     def ok(value: Any) -> bool:
         if not isinstance(value, dict):
             return False
         for key, facet in value.items():
-            if not base_ok(facet):
-                return False
-            known = standard_ok.get(key)
-            if known is not None and not known(facet):
+            known = standard_ok.get(key, base_ok)
+            if not known(facet):
                 return False
         return True
 
@@ -107,21 +114,28 @@ _EVENT_TYPE = enum("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
 _IO = obj({"inputs": arr(_INPUT), "outputs": arr(_OUTPUT)})
 
 
+_NANOS = re.compile(r"(\.\d{6})\d+")
+_last_time: tuple[str, datetime | None] = ("", None)
+
+
 def parse_event_time(text: str) -> datetime | None:
     """``eventTime`` as an aware datetime (UTC when it has no zone), or None if it does not parse."""
+    global _last_time
+    last = _last_time  # validation and mapping parse each event's time: the second is free
+    if last[0] == text:
+        return last[1]
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
     # Python keeps microseconds; producers send up to nanoseconds.
-    value = re.sub(r"(\.\d{6})\d+", r"\1", value)
+    value = _NANOS.sub(r"\1", value)
     try:
-        moment = datetime.fromisoformat(value)
+        moment: datetime | None = datetime.fromisoformat(value)
     except ValueError:
-        return None
-    if moment.tzinfo is None:
-        from datetime import UTC
-
+        moment = None
+    if moment is not None and moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    _last_time = (text, moment)  # one tuple, swapped whole: threads see a consistent pair
     return moment
 
 
