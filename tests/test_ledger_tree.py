@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -20,7 +22,9 @@ from datatrail.ledger import (
     inclusion_proof,
     inclusion_proof_from,
     leaf_hash,
+    root_from,
     root_hash,
+    root_nodes,
     verify_consistency,
     verify_inclusion,
 )
@@ -336,3 +340,75 @@ def test_proofs_stay_right_when_asked_about_many_sizes() -> None:
             assert tree.consistency_proof(1 + size // 3, size) == consistency_proof_from(
                 nodes, 1 + size // 3, size
             )
+
+
+def test_a_root_asked_again_after_growth_or_for_an_older_size_is_the_reference() -> None:
+    # The tree remembers its last root; growing, or asking about another
+    # size, must never hand that one back.
+    tree = MerkleTree(LEAVES[:100])
+    assert tree.root() == tree.root() == ROOTS[100]
+    assert tree.root(64) == ROOTS[64]
+    assert tree.root() == ROOTS[100]
+    tree.append(LEAVES[100])
+    assert tree.root() == ROOTS[101]
+    assert tree.root(100) == ROOTS[100]
+    tree.extend(LEAVES[101:])
+    assert tree.root() == ROOTS[MAX_LEAVES]
+    assert [tree.root(n) for n in EDGE_SIZES] == [ROOTS[n] for n in EDGE_SIZES]
+
+
+# A few thousand leaves, checked against the node-based functions on the same nodes.
+MANY = 2_345
+MANY_LEAVES = [leaf_hash(b"many leaves %d" % i) for i in range(MANY)]
+MANY_NODES = {(level, index): h for level, index, h in append_nodes([], 0, MANY_LEAVES)[0]}
+MANY_NODES.update(((0, i), h) for i, h in enumerate(MANY_LEAVES))
+
+
+def test_readers_get_exact_answers_while_one_thread_appends() -> None:
+    # The documented sharing: one thread appends while others read. Whatever
+    # size a reader sees, its answers for that size are the node-based ones.
+    tree = MerkleTree(MANY_LEAVES[:10])
+    failures: list[str] = []
+    done = threading.Event()
+
+    def append() -> None:
+        try:
+            for i, leaf in enumerate(MANY_LEAVES[10:]):
+                tree.append(leaf)
+                if i % 7 == 0:
+                    time.sleep(0)  # let a reader in between two appends
+        finally:
+            done.set()
+
+    def read(seed: int) -> None:
+        step = 0
+        while not done.is_set() or step < 3:
+            step += 1
+            size = tree.size
+            index = (seed * 7919 + step * 104_729) % size
+            old = 1 + (seed + step * 31) % size
+            parts = {node: MANY_NODES[node] for node in root_nodes(size)}
+            if tree.root(size) != root_from(parts, size):
+                failures.append(f"root({size})")
+            if tree.leaf(index) != MANY_LEAVES[index]:
+                failures.append(f"leaf({index})")
+            if tree.inclusion_proof(index, size) != inclusion_proof_from(MANY_NODES, index, size):
+                failures.append(f"inclusion_proof({index}, {size})")
+            if tree.consistency_proof(old, size) != consistency_proof_from(MANY_NODES, old, size):
+                failures.append(f"consistency_proof({old}, {size})")
+
+    readers = [threading.Thread(target=read, args=(seed,)) for seed in range(4)]
+    writer = threading.Thread(target=append)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads take turns often, mid-method included
+    try:
+        for t in readers:
+            t.start()
+        writer.start()
+        for t in [writer, *readers]:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+    assert tree.size == MANY
+    assert tree.root() == root_from({n: MANY_NODES[n] for n in root_nodes(MANY)}, MANY)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 import threading
 
 import httpx
@@ -302,3 +305,28 @@ def test_event_stream_resumes_after_last_event_id(home, tokens):
 def test_event_stream_rejects_a_bad_node_before_streaming(api):
     response = api.get("/api/v1/events/stream", params={"node": "nonsense"})
     assert response.status_code == 400
+
+
+def test_the_serving_process_tunes_its_collector_but_a_library_caller_keeps_its_own(home, tmp_path):
+    script = (
+        "import gc, json\n"
+        "from datatrail.server import create_app\n"
+        "from datatrail.server._app import app_from_env\n"
+        "before = gc.get_threshold()\n"
+        f"create_app({str(home.path)!r})\n"
+        "library = gc.get_threshold()\n"
+        "app_from_env()\n"
+        "print(json.dumps([before, library, gc.get_threshold(), gc.get_freeze_count()]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "DATATRAIL_SERVE_TRAIL": str(home.path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    before, library, serving, frozen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert library == before  # building the app in someone's process changes nothing
+    assert serving == [20_000, 10, 10]
+    assert frozen > 0

@@ -110,7 +110,9 @@ def serve_command(
         os.environ["DATATRAIL_SERVE_MAX_BODY"] = str(max_body)
         uvicorn.run("datatrail.server._app:app_from_env", factory=True, workers=workers, **common)
         return
-    app = _server_module().create_app(home, max_body=max_body)
+    server = _server_module()
+    app = server.create_app(home, max_body=max_body)
+    server.tune_gc_for_serving()
     uvicorn.run(app, **common)
 
 

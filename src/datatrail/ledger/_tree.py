@@ -28,14 +28,12 @@ from datatrail.ledger._merkle import (
     HASH_SIZE,
     _check_consistency_args,
     _check_inclusion_args,
-    _fold,
     _fold_joined,
     _hash,
     _hashes,
     _inclusion_top,
     _int,
     _parents,
-    _range_nodes,
 )
 
 __all__ = ["MerkleTree"]
@@ -55,7 +53,8 @@ def _climb(levels: list[list[bytes]], at: int) -> None:
     node, level = levels[0][at], 0
     while at & 1:  # a right child: its parent is complete now
         h = _NODE_PREFIX.copy()
-        h.update(levels[level][at - 1] + node)
+        h.update(levels[level][at - 1])
+        h.update(node)
         node = h.digest()
         level += 1
         at >>= 1
@@ -81,16 +80,19 @@ class MerkleTree:
     thread appends, or guard the tree with a lock.
     """
 
-    __slots__ = ("_hashed", "_levels", "_lock", "_size", "_tops")
+    __slots__ = ("_hashed", "_last_root", "_leaves", "_levels", "_lock", "_size", "_tops")
 
     def __init__(self, leaf_hashes: Sequence[bytes] = ()) -> None:
         # One list per level a tree in memory can reach, made up front so
         # that hashing never has to ask whether the next level exists.
         self._levels: list[list[bytes]] = [[] for _ in range(_LEVELS)]
+        self._leaves = self._levels[0]  # level 0, without the indexing on every append
         self._size = 0
         self._hashed = 0  # leaves whose completed ancestors are all in _levels
         self._lock = Lock()
         self._tops: dict[int, list[bytes]] = {}  # see _path
+        # A root never changes once its leaves are in: asking again is a lookup.
+        self._last_root: tuple[int, bytes] = (0, _EMPTY_ROOT)
         self.extend(leaf_hashes)
 
     def __repr__(self) -> str:
@@ -111,7 +113,7 @@ class MerkleTree:
         if type(leaf_hash) is not bytes or len(leaf_hash) != HASH_SIZE:
             _hash(leaf_hash, "leaf hash")
         index = self._size
-        self._levels[0].append(leaf_hash)
+        self._leaves.append(leaf_hash)
         self._size = index + 1
         return index
 
@@ -122,7 +124,7 @@ class MerkleTree:
         tree as it was.
         """
         leaves = _hashes(leaf_hashes, "leaf hashes")
-        self._levels[0].extend(leaves)
+        self._leaves.extend(leaves)
         self._size += len(leaves)
         return self._size
 
@@ -133,17 +135,35 @@ class MerkleTree:
         if not (type(index) is int and 0 <= index < self._size):
             index = _int(index, "leaf index")
             raise ProofError(f"leaf index {index} is not in a tree of {self._size} leaves")
-        return self._levels[0][index]
+        return self._leaves[index]
 
     def root(self, size: int | None = None) -> bytes:
         """The tree head of the first ``size`` leaves (default: all); ``SHA-256("")`` for 0."""
         size = self._size if size is None else self._past_size(_int(size, "tree size"))
         if not size:
             return _EMPTY_ROOT
+        last_size, last_root = self._last_root
+        if size == last_size:
+            return last_root
         if self._hashed < size:
             self._catch_up()
+        # The right fold of the tree's perfect parts, one per set bit of
+        # ``size``, smallest first; the part at ``level`` is node
+        # ``(size >> level) - 1`` there.
         levels = self._levels
-        return _fold([levels[level][i] for level, i in _range_nodes(0, size)])
+        level = (size & -size).bit_length() - 1
+        rest = size >> level
+        root = levels[level][rest - 1]
+        copy = _NODE_PREFIX.copy
+        while rest := rest >> 1:
+            level += 1
+            if rest & 1:
+                h = copy()
+                h.update(levels[level][rest - 1])
+                h.update(root)
+                root = h.digest()
+        self._last_root = (size, root)
+        return root
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """The inclusion proof of leaf ``index`` in the tree of the first ``size`` leaves.

@@ -42,7 +42,9 @@ Status = Literal["completed", "failed"]
 Role = Literal["input", "output"]
 
 
-class _Base(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_defaults=False):
+class _Base(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_defaults=False, gc=False
+):
     id: str
     """The event's own UUIDv7."""
     ts: str
@@ -50,14 +52,14 @@ class _Base(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_de
     v: int = SCHEMA_VERSION
 
 
-class Actor(msgspec.Struct, frozen=True, kw_only=True):
+class Actor(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Who ran or read something."""
 
     user: str
     host: str
 
 
-class GitInfo(msgspec.Struct, frozen=True, kw_only=True):
+class GitInfo(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The git state of the repository a tracked function lives in."""
 
     commit: str
@@ -69,7 +71,7 @@ class GitInfo(msgspec.Struct, frozen=True, kw_only=True):
     remote: str | None = None
 
 
-class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An exception that ended a run."""
 
     type: str
@@ -77,7 +79,7 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
     traceback: str = ""
 
 
-class ArtifactInfo(msgspec.Struct, frozen=True, kw_only=True):
+class ArtifactInfo(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One immutable version of a dataset or value, named by its content hash."""
 
     id: str

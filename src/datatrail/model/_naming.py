@@ -46,7 +46,7 @@ _ARTIFACT = re.compile(r"^(blake3:[0-9a-f]{64}|uuid:[0-9a-f\-]{36})$")
 _RUN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-class DatasetRef(msgspec.Struct, frozen=True, kw_only=True, order=True):
+class DatasetRef(msgspec.Struct, frozen=True, kw_only=True, order=True, gc=False):
     """A named data asset: ``namespace`` + ``name`` as OpenLineage names it."""
 
     namespace: str
@@ -57,7 +57,7 @@ class DatasetRef(msgspec.Struct, frozen=True, kw_only=True, order=True):
         return f"dataset:{self.namespace}:{self.name}"
 
 
-class JobRef(msgspec.Struct, frozen=True, kw_only=True, order=True):
+class JobRef(msgspec.Struct, frozen=True, kw_only=True, order=True, gc=False):
     """A named transformation: ``namespace`` + ``name`` (a tracked function's ``module.qualname``)."""
 
     namespace: str
@@ -68,7 +68,7 @@ class JobRef(msgspec.Struct, frozen=True, kw_only=True, order=True):
         return f"job:{self.namespace}:{self.name}"
 
 
-class NodeId(msgspec.Struct, frozen=True, kw_only=True):
+class NodeId(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A parsed node id: its kind and the key that identifies it."""
 
     kind: NodeKind

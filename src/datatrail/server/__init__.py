@@ -5,7 +5,14 @@ ingest, live events, and the web UI mounted beside it.
 Tokens are made with :func:`create_token` (``datatrail token create``).
 """
 
-from datatrail.server._app import DEFAULT_MAX_BODY, ROUTES, Settings, create_app, resolve_home
+from datatrail.server._app import (
+    DEFAULT_MAX_BODY,
+    ROUTES,
+    Settings,
+    create_app,
+    resolve_home,
+    tune_gc_for_serving,
+)
 from datatrail.server._auth import (
     ROLES,
     Principal,
@@ -35,4 +42,5 @@ __all__ = [
     "require",
     "resolve_home",
     "revoke_token",
+    "tune_gc_for_serving",
 ]

@@ -14,6 +14,7 @@ mounted at ``/`` behind the API.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,7 +42,15 @@ from datatrail.server._routes import ApiRoute, starlette_route
 from datatrail.server._stream import STREAM_ROUTES
 from datatrail.store import HOME_DIRNAME, Home, Store, find_home, open_store
 
-__all__ = ["DEFAULT_MAX_BODY", "ROUTES", "Settings", "app_from_env", "create_app", "resolve_home"]
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "ROUTES",
+    "Settings",
+    "app_from_env",
+    "create_app",
+    "resolve_home",
+    "tune_gc_for_serving",
+]
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 """Request bodies (after gunzip) larger than this get 413."""
@@ -190,16 +199,34 @@ def create_app(
     return app
 
 
+def tune_gc_for_serving() -> None:
+    """Set the garbage collector for a process that only serves (``datatrail serve``).
+
+    Everything loaded so far (modules, the app, its caches) moves to the permanent
+    generation, and the youngest generation is collected every 20,000 allocations
+    rather than 700: ingest makes and drops many short-lived objects, and collecting
+    them that often cost 10-20% of a batch. Only for the server's own process, never
+    for a library caller's.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
+
+
 def app_from_env() -> Starlette:
     """The app for ``uvicorn --factory`` (``datatrail serve --workers N``): configured by env vars.
 
     ``DATATRAIL_SERVE_TRAIL`` names the trail; ``DATATRAIL_SERVE_MAX_BODY`` the body limit.
+    A serving process, so the collector is tuned for it (:func:`tune_gc_for_serving`).
     """
     trail = os.environ.get("DATATRAIL_SERVE_TRAIL")
     if not trail:
         found = find_home()
         if found is None:
             raise ConfigError("no trail to serve: set DATATRAIL_SERVE_TRAIL or DATATRAIL_URL")
-        return create_app(found)
-    limit = os.environ.get("DATATRAIL_SERVE_MAX_BODY")
-    return create_app(trail, max_body=int(limit) if limit else DEFAULT_MAX_BODY)
+        app = create_app(found)
+    else:
+        limit = os.environ.get("DATATRAIL_SERVE_MAX_BODY")
+        app = create_app(trail, max_body=int(limit) if limit else DEFAULT_MAX_BODY)
+    tune_gc_for_serving()
+    return app
