@@ -7,6 +7,7 @@ SQLite, a fresh schema for PostgreSQL, dropped afterwards).
 
 from __future__ import annotations
 
+import base64
 import itertools
 import random
 import sqlite3
@@ -613,3 +614,26 @@ def test_a_store_whose_tree_stride_is_not_a_small_number_is_refused(
 
     with pytest.raises(StoreError, match="tree_stride"):
         backend.open(signer=signer)
+
+
+def test_two_handles_appending_in_turn_keep_one_checkpoint_chain(
+    backend: Backend, signer: Signer
+) -> None:
+    from datatrail.audit import verify
+
+    first = backend.open(create=True, signer=signer)
+    second = backend.open(signer=signer)
+    try:
+        for turn in range(6):
+            (first if turn % 3 else second).append([finished() for _ in range(turn + 1)])
+        report = verify(first, verifier=signer.verifier)
+        notes = [open_checkpoint(cp.note, signer.verifier) for cp in first.checkpoints()]
+
+        assert report.ok, report.faults[:3]
+        assert [n.size for n in notes] == [1, 3, 6, 10, 15, 21]
+        assert [n.extensions[1] for n in notes[1:]] == [
+            f"prev {a.size} {base64.b64encode(a.root).decode()}" for a in notes[:-1]
+        ]
+    finally:
+        first.close()
+        second.close()

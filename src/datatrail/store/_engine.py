@@ -97,6 +97,17 @@ class LogEngine:
         self.stride = stride
         """Levels of the tree kept in ``tree_nodes``: the multiples of this (see the module)."""
         self._frontier_cache: tuple[int, list[bytes]] | None = None
+        # The checkpoint this object committed last, (size, root, time): the next one names
+        # it as its predecessor, with no query while nothing else has appended since.
+        self._checkpoint_cache: tuple[int, bytes, str] | None = None
+        # The migrations binding, (steps, digest): a digest of a prefix of the rows, so it
+        # stays true even if a newer datatrail adds steps while this one appends.
+        self._migrations_cache: tuple[int, bytes] | None = None
+
+    def _forget_tail(self) -> None:
+        """Drop what the last append left cached (its frontier and checkpoint)."""
+        self._frontier_cache = None
+        self._checkpoint_cache = None
 
     # -- backend hooks ----------------------------------------------------------
 
@@ -162,9 +173,10 @@ class LogEngine:
             else:
                 for sql, params in derive(indexed):
                     self._executemany(tx, sql, params)
-            note = self._checkpoint_tx(tx, new_size, root)
+            note, ts = self._checkpoint_tx(tx, size, new_size, root)
         # Only after the commit: a frontier from a failed transaction must never be reused.
         self._frontier_cache = (new_size, new_frontier)
+        self._checkpoint_cache = (new_size, root, ts)
         return AppendResult(
             first_index=size,
             appended=len(encoded),
@@ -232,28 +244,37 @@ class LogEngine:
                 (receipt_idx, ev.target_index),
             )
 
-    def _checkpoint_tx(self, tx: Any, size: int, root: bytes) -> str:
+    def _checkpoint_tx(self, tx: Any, old_size: int, size: int, root: bytes) -> tuple[str, str]:
+        """Sign and store the checkpoint of the grown tree; returns its note and time."""
         # The note binds the rows around the tree head too (datatrail.ledger.CheckpointBinding):
         # its stored time, the checkpoint before it (a chain: a deleted row breaks a link) and
         # the schema steps applied, so none of them can be changed or removed unseen.
         ts = now_ts()
-        prev_size, prev_root = 0, _EMPTY_ROOT
-        prev = self._execute(
-            tx, "SELECT size, root, ts FROM checkpoints ORDER BY size DESC LIMIT 1"
-        )
-        if prev:
-            prev_size, prev_root = int(prev[0][0]), bytes(prev[0][1])
-            if isinstance(prev[0][2], str) and ts < prev[0][2]:
-                ts = prev[0][2]  # a clock stepped back must not make signed times run backwards
-        steps = self._execute(
-            tx, "SELECT version, name, applied_at FROM migrations ORDER BY version"
-        )
+        prev_size, prev_root, prev_ts = 0, _EMPTY_ROOT, None
+        cached = self._checkpoint_cache
+        if cached is not None and cached[0] == old_size:
+            prev_size, prev_root, prev_ts = cached
+        else:
+            prev = self._execute(
+                tx, "SELECT size, root, ts FROM checkpoints ORDER BY size DESC LIMIT 1"
+            )
+            if prev:
+                prev_size, prev_root = int(prev[0][0]), bytes(prev[0][1])
+                prev_ts = prev[0][2] if isinstance(prev[0][2], str) else None
+        if prev_ts is not None and ts < prev_ts:
+            ts = prev_ts  # a clock stepped back must not make signed times run backwards
+        if self._migrations_cache is None:
+            steps = self._execute(
+                tx, "SELECT version, name, applied_at FROM migrations ORDER BY version"
+            )
+            self._migrations_cache = (len(steps), migrations_digest(steps))
+        migrations, digest = self._migrations_cache
         binding = CheckpointBinding(
             time=ts,
             prev_size=prev_size,
             prev_root=prev_root,
-            migrations=len(steps),
-            migrations_digest=migrations_digest(steps),
+            migrations=migrations,
+            migrations_digest=digest,
         )
         checkpoint = Checkpoint(
             origin=self.origin, size=size, root=root, extensions=binding.lines()
@@ -268,7 +289,7 @@ class LogEngine:
             "INSERT INTO checkpoints (size, root, note, ts) VALUES (?, ?, ?, ?)",
             (size, root, note, ts),
         )
-        return note
+        return note, ts
 
     # -- tree reads -------------------------------------------------------------
 

@@ -615,9 +615,9 @@ class PostgresStore(LogEngine):
                 yield conn
                 self._writer.wait()  # every write of the batch, before COMMIT
             except BaseException as exc:
-                # The engine caches the frontier before COMMIT; a batch that did not land
-                # must not leave it behind, or a later append of the same size would use it.
-                self._frontier_cache = None
+                # A batch that did not land must not leave its frontier or checkpoint cached,
+                # or a later append of the same size would use them.
+                self._forget_tail()
                 self._abandon_writes(conn)
                 # Roll back; psycopg only logs a rollback that fails on a lost connection.
                 tx.__exit__(type(exc), exc, exc.__traceback__)
@@ -630,7 +630,7 @@ class PostgresStore(LogEngine):
             try:
                 tx.__exit__(None, None, None)
             except self._pg.Error as exc:
-                self._frontier_cache = None
+                self._forget_tail()
                 raise self._failure(exc, f"commit ({action})") from exc
 
     def _abandon_writes(self, conn: Any) -> None:
