@@ -27,7 +27,7 @@ from datatrail.ledger import CheckpointBinding, Verifier, migrations_digest, ope
 from datatrail.ledger._binding import EMPTY_ROOT
 from datatrail.store import Store
 
-__all__ = ["CheckpointScan", "check_checkpoints", "judge_checkpoints", "read_checkpoints"]
+__all__ = ["CheckpointScan", "judge_checkpoints", "read_checkpoints"]
 
 _CKPT_BATCH = 1_000
 
@@ -49,30 +49,6 @@ class CheckpointScan:
     signed: list[_Signed]
     stored_sizes: set[int]
     read: int
-
-
-def check_checkpoints(
-    store: Store,
-    scan: LogScan,
-    faults: Faults,
-    *,
-    verifier: Verifier,
-    origin: str,
-    created_at: str | None,
-    migrations: list[tuple[Any, ...]],
-) -> tuple[int, CheckpointInfo | None]:
-    """Check every checkpoint's signature, row, origin, root and binding; and that the newest covers the log.
-
-    ``migrations`` are the store's ``migrations`` rows ``(version, name,
-    applied_at)`` by version. Returns how many checkpoints were read and the
-    newest validly signed one. :func:`read_checkpoints` then
-    :func:`judge_checkpoints` do the same in two steps, so the stored tree can
-    be checked in between with the sizes the signed roots prove.
-    """
-    read = read_checkpoints(
-        store, scan, faults, verifier=verifier, origin=origin, created_at=created_at
-    )
-    return judge_checkpoints(scan, faults, read, origin=origin, migrations=migrations)
 
 
 def read_checkpoints(

@@ -309,7 +309,7 @@ def check_tree(store: Store, scan: LogScan, faults: Faults) -> int:
         where = (
             f"a tree of {scan.size} leaves"
             if not isinstance(level, int) or level < 1 or level >= top
-            else f"this store, which keeps only every {_nth(stride)} level"
+            else f"this store, which keeps only the levels that are multiples of {stride}"
         )
         faults.add(
             "unexpected_row",
@@ -318,10 +318,6 @@ def check_tree(store: Store, scan: LogScan, faults: Faults) -> int:
             f"tree node (level {short(level)}, index {short(idx)}) cannot exist in {where}",
         )
     return read
-
-
-def _nth(n: int) -> str:
-    return {2: "second", 3: "third", 4: "fourth"}.get(n, f"{n}th")
 
 
 @dataclass

@@ -97,8 +97,7 @@ def copy_trail(source: LogEngine, target: LogEngine, progress: Progress | None =
                 progress(size + done, size * 2)
 
         target._rebuild_locked(tx, derived)
-    target._forget_tail()
-    target._migrations_cache = None  # the source's steps and times now
+    target._forget_tail()  # the source's tree, checkpoints and migration times now
     target.origin, target.stride = source.origin, source.stride  # appends go on as the source's
     return size
 

@@ -41,6 +41,7 @@ from datatrail.ledger import (
     root_nodes,
     sign_checkpoint,
 )
+from datatrail.ledger._merkle import _root as fold_level  # unchecked: hashes read here
 from datatrail.model import ErasureRecorded, Event, decode_event, encode_event, now_ts
 from datatrail.store._base import AppendResult, Progress, StoredCheckpoint, StoredEvent
 from datatrail.store._projections import derive
@@ -105,9 +106,10 @@ class LogEngine:
         self._migrations_cache: tuple[int, bytes] | None = None
 
     def _forget_tail(self) -> None:
-        """Drop what the last append left cached (its frontier and checkpoint)."""
+        """Drop what appends left cached (frontier, checkpoint, migrations binding)."""
         self._frontier_cache = None
         self._checkpoint_cache = None
+        self._migrations_cache = None
 
     # -- backend hooks ----------------------------------------------------------
 
@@ -344,7 +346,7 @@ class LogEngine:
             if len(run) != 1 << shift:
                 missing.append((level, idx))
                 continue
-            found[(level, idx)] = _fold_perfect(run)
+            found[(level, idx)] = fold_level(run)  # a perfect subtree: its hashes folded
         if missing:
             raise ProofError(
                 f"the store is missing tree nodes {missing[:3]}; run `datatrail verify`"
@@ -483,16 +485,6 @@ class LogEngine:
         self, progress: Progress | None = None
     ) -> dict[str, list[tuple[Any, ...]]]:
         return derive_in_memory(self, progress)
-
-
-def _fold_perfect(hashes: list[bytes]) -> bytes:
-    """The root of a perfect subtree (a power-of-two count) from its hashes on one level."""
-    sha256 = hashlib.sha256
-    while len(hashes) > 1:
-        hashes = [
-            sha256(b"\x01" + hashes[i] + hashes[i + 1]).digest() for i in range(0, len(hashes), 2)
-        ]
-    return hashes[0]
 
 
 def derive_in_memory(
