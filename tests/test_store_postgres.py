@@ -336,3 +336,71 @@ def test_bulk_writes_link_every_producer_a_repeated_read_can_see(store: Postgres
     edges = {(src, dst) for src, dst, *_ in store.table_rows("dataset_edges")}
     assert edges == {("j:t:a", "j:t:c"), ("j:t:b", "j:t:c")}
     assert projections(store) == store.derive_projections()
+
+
+# -- text collation ------------------------------------------------------------------------
+
+
+def _text_collations(schema: str) -> set[str | None]:
+    import psycopg
+
+    with psycopg.connect(_pg.PG_URL) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT collation_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND data_type = 'text' AND table_name <> 'migrations'",
+            (schema,),
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _lineage_of_every_output(url: str, schema: str, signer: Signer) -> dict[str, Any]:
+    from datatrail.audit import verify
+    from datatrail.lineage import Trail
+
+    store = PostgresStore(url, signer=signer, schema=schema)
+    try:
+        outputs = [r[0] for r in store.query("SELECT src FROM edges WHERE src LIKE 'r:%'")]
+        trail = Trail(store=store)
+        walks = {
+            run: sorted(n.id for n in trail.downstream("run:" + run[2:], depth=5).nodes)
+            for run in outputs
+        }
+        report = verify(store, verifier=signer.verifier)
+        assert report.ok, report.faults
+        return {"collation": store.key_collation, "walks": walks}
+    finally:
+        store.close()
+
+
+def test_text_columns_compare_by_bytes_and_a_store_in_the_default_collation_still_walks(
+    pg_url: str, schema: str, signer: Signer
+) -> None:
+    store = PostgresStore(pg_url, create=True, signer=signer, schema=schema)
+    try:
+        for batch in chunks(workload(12), (7, 3)):
+            store.append(batch)
+    finally:
+        store.close()
+    assert _text_collations(schema) == {"C"}
+    new = _lineage_of_every_output(pg_url, schema, signer)
+    assert new["collation"] == ' COLLATE "C"'
+    assert new["walks"] and any(len(nodes) > 1 for nodes in new["walks"].values())
+
+    # A store made before text columns were byte-ordered: the database's default collation.
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        columns = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND data_type = 'text'",
+            (schema,),
+        ).fetchall()
+        for table, column in columns:
+            conn.execute(
+                f'ALTER TABLE "{schema}"."{table}" ALTER COLUMN "{column}" '
+                'TYPE text COLLATE "default"'
+            )
+    assert _text_collations(schema) == {None}
+    old = _lineage_of_every_output(pg_url, schema, signer)
+    assert old["collation"] == ""
+    assert old["walks"] == new["walks"]

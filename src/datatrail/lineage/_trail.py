@@ -62,7 +62,7 @@ WHERE w.depth < ? AND e.{ts} <= ?
 # Parameters: start node, cutoff, depth limit, cutoff, depth limit.
 _WALK_PG = """
 WITH RECURSIVE walk(node, depth) AS (
-    SELECT CAST(? AS TEXT), 0
+    SELECT CAST(? AS TEXT){collate}, 0
     UNION
     SELECT x.node, w.depth + 1 FROM walk w CROSS JOIN LATERAL (
         SELECT e.{next} AS node FROM {table} e WHERE e.{here} = w.node AND e.{ts} <= ? OFFSET 0
@@ -454,7 +454,9 @@ class Trail:
         here, nxt = ("dst", "src") if direction == "upstream" else ("src", "dst")
         start = _key(parsed)
         if self._postgres:
-            sql = _WALK_PG.format(table=table, ts=ts, here=here, next=nxt)
+            assert isinstance(self.store, PostgresStore)
+            collate = self.store.key_collation
+            sql = _WALK_PG.format(table=table, ts=ts, here=here, next=nxt, collate=collate)
             params: tuple[Any, ...] = (start, cutoff, limit, cutoff, limit)
         else:
             sql = _WALK.format(table=table, ts=ts, here=here, next=nxt)

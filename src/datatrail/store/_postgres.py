@@ -127,9 +127,20 @@ _PG_INDEXES = {
 }
 
 
+_TEXT_COLUMN = re.compile(r"\bTEXT\b")
+
+
 def _pg_ddl(statement: str) -> str:
-    """A portable schema statement in PostgreSQL's dialect."""
-    return _PG_INDEXES.get(statement, statement).replace("{blob}", "BYTEA")
+    """A portable schema statement in PostgreSQL's dialect.
+
+    Text columns compare by bytes (``COLLATE "C"``), as SQLite's do: ids, content
+    hashes, timestamps and dataset names are keys, not prose, and a locale's
+    collation would make every index insert and lookup call ``strcoll``.
+    """
+    statement = _PG_INDEXES.get(statement, statement).replace("{blob}", "BYTEA")
+    if statement.startswith("CREATE TABLE"):
+        statement = _TEXT_COLUMN.sub('TEXT COLLATE "C"', statement)
+    return statement
 
 
 def _lock_key(schema: str) -> int:
@@ -493,6 +504,10 @@ class PostgresStore(LogEngine):
         self._taking = threading.local()
         # Per shortcut: how many more appends go without it since it last lost.
         self._cooling = dict.fromkeys((_IDS, _RUNS), 0)
+        self.key_collation = ""
+        """``COLLATE "C"`` for a value that must match the store's text columns in a
+        recursive query, or nothing: stores made before datatrail's text columns compared
+        by bytes keep the database's default collation."""
         conn = self._live()
         try:
             if schema is None:
@@ -509,6 +524,12 @@ class PostgresStore(LogEngine):
             self._open_schema(create)
             meta = self.meta()
             stride = tree_stride(meta)
+            collation = self.query(
+                "SELECT collation_name FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = 'edges' AND column_name = 'src'",
+                (self._schema_name,),
+            )
+            self.key_collation = ' COLLATE "C"' if collation == [("C",)] else ""
         except BaseException:
             self.close()
             raise
