@@ -13,13 +13,16 @@ per record topic reads holds, purges, reviews, accesses and clock events, and
 rules are matched once per dataset. Whether a clock has run out is a comparison
 of timestamp strings (the event format sorts as time does) against a threshold
 computed once per rule, so no per-artifact date arithmetic is done for artifacts
-that are not listed.
+that are not listed. Where at most one delete rule applies, an artifact that no
+record names on its own is decided by bisecting its creation time into the
+intervals between its dataset's thresholds, each decided once per dataset.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
+import enum
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -29,7 +32,7 @@ import msgspec
 from datatrail.governance import Policy, RetentionRule
 from datatrail.model import now_ts, parse_ts
 from datatrail.retention._common import shift
-from datatrail.retention._facts import Facts, Hold, load_facts
+from datatrail.retention._facts import Facts, Hold, ReviewDecision, load_facts
 from datatrail.retention._policy import PolicyContext, load_context
 from datatrail.store import Store
 
@@ -62,9 +65,11 @@ class HoldRef(msgspec.Struct, frozen=True, kw_only=True):
     since: str
 
 
-class Disposition(msgspec.Struct, frozen=True, kw_only=True):
+class Disposition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What retention says about one artifact of one dataset, with the rules and the reason."""
 
+    # Not tracked by the collector: a plan lists hundreds of thousands of these, and
+    # their lists (labels, holds) hold strings and holds, never anything pointing back.
     artifact: str
     """The artifact id, ``blake3:…`` (its content hash)."""
     dataset: str
@@ -130,11 +135,8 @@ class RetentionPlan:
         if self._items is None:
             planner = self._planner
             assert planner is not None
-            made = [planner.render(*row) for row in self._pending]
-            buckets: dict[str, list[Disposition]] = {}
-            for item in made:
-                buckets.setdefault(item.status, []).append(item)
-            self._items = [item for status in STATUSES for item in buckets.get(status, ())]
+            render = planner.render
+            self._items = [render(*row) for row in self._pending]  # already in status order
             self._pending = []
             self._planner = None
         return self._items
@@ -154,6 +156,18 @@ class RetentionPlan:
         }
 
 
+class _Clock(enum.Enum):
+    """A clock that starts when the artifact was created (a value per artifact, not per dataset)."""
+
+    CREATED = "created"
+
+
+_Start = str | None | Literal[_Clock.CREATED]
+"""When a rule's clock started for an artifact: a time, never (``None``), or at creation."""
+_Decision = tuple[str, str | None, int]
+"""Status, action, and the position of the winning delete rule in the dataset's rules (or -1)."""
+
+
 @dataclass(frozen=True)
 class _Compiled:
     rule: RetentionRule
@@ -161,6 +175,35 @@ class _Compiled:
     """A clock start at or before this makes the delete due."""
     keep_before: str | None
     """A clock start at or before this means the keep has passed."""
+    made_due: str
+    """The reason's words for this rule winning, up to the date it made the item due."""
+
+
+class _Dataset:
+    """One dataset as the plan sees it: its rules, labels, holds and clocks."""
+
+    __slots__ = ("clocks", "deletes", "holds", "labels", "latest", "node", "rules", "steps")
+
+    def __init__(
+        self,
+        node: str,
+        rules: list[_Compiled],
+        labels: list[str],
+        clocks: tuple[_Start, ...],
+        holds: list[Hold],
+    ) -> None:
+        self.node = node
+        self.rules = rules
+        self.labels = labels
+        self.clocks = clocks
+        """Each rule's clock start for an artifact with no facts of its own."""
+        self.holds = holds
+        """The holds on the dataset node."""
+        self.deletes = sum(1 for c in rules if c.rule.delete_after is not None)
+        self.latest = ""
+        """The artifact of the dataset's last row so far: its current version."""
+        self.steps: tuple[list[str], list[_Decision]] | None = None
+        """Decisions by creation time for artifacts with no facts of their own, if they are steps."""
 
 
 def _clock_start(clock: str, art_node: str, ds_node: str, created: str, facts: Facts) -> str | None:
@@ -177,7 +220,7 @@ def _clock_start(clock: str, art_node: str, ds_node: str, created: str, facts: F
     return latest or None
 
 
-def _deadline(due: tuple[_Compiled, str]) -> str:
+def _deadline(due: tuple[_Compiled, str, int]) -> str:
     return shift(due[1], due[0].rule.delete_after or timedelta(0))
 
 
@@ -206,26 +249,57 @@ def _holds_for(
     return found
 
 
+def _artifact_ids(nodes: Iterable[str]) -> Iterable[str]:
+    return (node[len("artifact:") :] for node in nodes if node.startswith("artifact:"))
+
+
 class _Planner:
+    """Decides every artifact as its row is read, and renders the listed ones on demand.
+
+    Most artifacts have no facts of their own (no hold, purge, review, access or
+    event names them), so their clocks start at creation or at a time shared by
+    their whole dataset, worked out once per dataset. Artifacts that do have facts
+    of their own (``special``) have their clocks worked out one by one; both go
+    through the same decision.
+    """
+
     def __init__(self, store: Store, context: PolicyContext, facts: Facts, now: str) -> None:
         self.store = store
         self.context = context
         self.facts = facts
         self.now = now
-        self.compiled = [
-            _Compiled(
-                rule=r,
-                delete_before=shift(now, -r.delete_after) if r.delete_after is not None else None,
-                keep_before=shift(now, -r.keep_at_least) if r.keep_at_least is not None else None,
-            )
-            for r in context.rules
-        ]
-        self.latest: dict[str, str] = {}
-        self.any_holds = bool(facts.holds_by_node)
+        self.version_text = f"policy v{context.version}" if context.version else "the policy"
+        self.compiled = [self._compile(r) for r in context.rules]
         self.held_by_run: dict[str, list[Hold]] = {}
         for run_node, artifacts in facts.run_outputs.items():
             for art in artifacts:
                 self.held_by_run.setdefault(art, []).extend(facts.holds_by_node[run_node])
+        special = set(self.held_by_run)
+        special.update(art for art, _ in facts.purged)
+        special.update(art for art, _ in facts.reviews)
+        special.update(_artifact_ids(facts.holds_by_node))
+        special.update(_artifact_ids(facts.last_access))
+        for nodes in facts.events.values():
+            special.update(_artifact_ids(nodes))
+        self.special = special
+        """Artifacts with facts of their own, decided one by one."""
+        self.datasets: list[_Dataset] = []
+        self._shifted: dict[tuple[str, timedelta], str] = {}
+
+    def _compile(self, rule: RetentionRule) -> _Compiled:
+        now = self.now
+        made_due = ""
+        if rule.delete_after is not None:
+            made_due = (
+                f"rule {rule.id} ({rule.action} {_period(rule.delete_after)} "
+                f"{_clock_text(rule.clock)}, {rule.mode} mode, {self.version_text}) made it due on "
+            )
+        return _Compiled(
+            rule=rule,
+            delete_before=shift(now, -rule.delete_after) if rule.delete_after is not None else None,
+            keep_before=shift(now, -rule.keep_at_least) if rule.keep_at_least is not None else None,
+            made_due=made_due,
+        )
 
     def rules_for(self, namespace: str, name: str) -> tuple[list[_Compiled], list[str]]:
         if not self.compiled:
@@ -234,199 +308,195 @@ class _Planner:
         matched = [c for c in self.compiled if c.rule.match.matches(namespace, name, (), labels)]
         return matched, sorted(labels)
 
-    def decide(
-        self,
-        art: str,
-        ds_node: str,
-        created: str,
-        rules: list[_Compiled],
-    ) -> tuple[str, str | None, tuple[_Compiled, str] | None, list[Hold]]:
-        """The decision for one item: status, action, the winning delete rule, the holds."""
+    def dataset(self, namespace: str, name: str) -> _Dataset:
+        """A dataset met for the first time: its rules, labels, holds and shared clock starts."""
+        node = f"dataset:{namespace}:{name}"
+        rules, labels = self.rules_for(namespace, name)
         facts = self.facts
-        if facts.purged and (art, ds_node) in facts.purged:
-            return "purged", None, None, []
-        art_node = "artifact:" + art
-        if self.any_holds:
-            holds = _holds_for(art, art_node, ds_node, facts, self.held_by_run)
-            if holds:
-                return "held", None, None, holds
-        if not rules:
-            return "unmatched", None, None, []
-        due: list[tuple[_Compiled, str]] = []
-        deletes = 0
-        blocked = False
-        started = False
+        clocks: list[_Start] = []
         for c in rules:
             clock = c.rule.clock
-            start = (
-                created
-                if clock == "created"
-                else _clock_start(clock, art_node, ds_node, created, facts)
-            )
-            if c.delete_before is not None:
-                deletes += 1
-                if start is not None:
-                    started = True
-                    if start <= c.delete_before:
-                        due.append((c, start))
+            if clock == "created":
+                clocks.append(_Clock.CREATED)
+            elif clock == "last_access":
+                clocks.append(facts.last_access.get(node) or _Clock.CREATED)
+            else:
+                events = facts.events.get(clock.removeprefix("event:"))
+                clocks.append((events.get(node) or None) if events else None)
+        found = _Dataset(node, rules, labels, tuple(clocks), facts.holds_by_node.get(node, []))
+        found.steps = self._steps(found)
+        self.datasets.append(found)
+        return found
+
+    def _steps(self, ds: _Dataset) -> tuple[list[str], list[_Decision]] | None:
+        """The decisions of a dataset's artifacts with no facts of their own, by creation time.
+
+        With at most one delete rule, such a decision depends on the creation time only
+        through comparisons with the thresholds of the rules whose clock starts at creation:
+        it is one decision per interval between them, found by bisection. With several, the
+        shortest delete depends on the time itself, and each artifact is decided in full.
+        """
+        if ds.holds:
+            return [], [("held", None, -1)]
+        if ds.deletes > 1:
+            return None
+        bounds = sorted(
+            {
+                at
+                for c, clock in zip(ds.rules, ds.clocks, strict=True)
+                if clock is _Clock.CREATED
+                for at in (c.delete_before, c.keep_before)
+                if at is not None
+            }
+        )
+        # bisect_left(bounds, created) is i for every time in (bounds[i - 1], bounds[i]],
+        # bounds[i] among them; past the last bound, any longer string starting with it.
+        samples = [*bounds, bounds[-1] + "\0"] if bounds else [""]
+        return bounds, [self.decide(ds, at, ds.clocks, None) for at in samples]
+
+    def clocks_of(self, art: str, ds: _Dataset, created: str) -> tuple[_Start, ...]:
+        """Each rule's clock start for an artifact with facts of its own."""
+        art_node = "artifact:" + art
+        return tuple(
+            _Clock.CREATED
+            if c.rule.clock == "created"
+            else _clock_start(c.rule.clock, art_node, ds.node, created, self.facts)
+            for c in ds.rules
+        )
+
+    def holds_of(self, art: str, ds: _Dataset) -> list[Hold]:
+        """The holds that cover an artifact with facts of its own."""
+        return _holds_for(art, "artifact:" + art, ds.node, self.facts, self.held_by_run)
+
+    def decide_special(self, art: str, ds: _Dataset, created: str) -> _Decision:
+        """The decision for an artifact with facts of its own: purged, held, or by its clocks."""
+        facts = self.facts
+        if (art, ds.node) in facts.purged:
+            return "purged", None, -1
+        if self.holds_of(art, ds):
+            return "held", None, -1
+        review = facts.reviews.get((art, ds.node))
+        return self.decide(ds, created, self.clocks_of(art, ds, created), review)
+
+    def decide(
+        self,
+        ds: _Dataset,
+        created: str,
+        clocks: tuple[_Start, ...],
+        review: ReviewDecision | None,
+    ) -> _Decision:
+        """The decision for one unheld item: status, action, the winning delete rule's position."""
+        rules = ds.rules
+        if not rules:
+            return "unmatched", None, -1
+        if not ds.deletes:
+            return "kept", None, -1
+        due: list[tuple[_Compiled, str, int]] = []
+        blocked = False
+        started = False
+        for pos, c in enumerate(rules):
+            start = clocks[pos]
+            if start is _Clock.CREATED:
+                start = created
+            if c.delete_before is not None and start is not None:
+                started = True
+                if start <= c.delete_before:
+                    due.append((c, start, pos))
             if c.keep_before is not None and (start is None or start > c.keep_before):
                 blocked = True
-        if not deletes:
-            return "kept", None, None, []
         if not due:
-            return ("retained" if started else "waiting"), None, None, []
+            return ("retained" if started else "waiting"), None, -1
         winner = due[0] if len(due) == 1 else min(due, key=_deadline)
-        review = facts.reviews.get((art, ds_node)) if facts.reviews else None
         if review is not None and review.decision == "extend" and (review.until or "") > self.now:
             blocked = True
         if blocked:
-            return "kept", None, winner, []
+            return "kept", None, winner[2]
         action = winner[0].rule.action
         if action == "review":
             if review is not None and review.decision == "approve":
-                return "due", "delete", winner, []
-            return "review", None, winner, []
-        return "due", action, winner, []
+                return "due", "delete", winner[2]
+            return "review", None, winner[2]
+        return "due", action, winner[2]
+
+    def _shift(self, start: str, delta: timedelta) -> str:
+        # A start shared by a dataset's artifacts gives them the same dates: shift it once.
+        key = (start, delta)
+        at = self._shifted.get(key)
+        if at is None:
+            at = self._shifted[key] = shift(start, delta)
+        return at
 
     def render(
         self,
         art: str,
-        ds_node: str,
+        ds_index: int,
         created: str,
         first_idx: int,
-        rules: list[_Compiled],
-        labels: list[str],
         status: str,
         action: str | None,
-        winner: tuple[_Compiled, str] | None,
-        holds: list[Hold],
+        win: int,
     ) -> Disposition:
         """The listed item with its dates, rules and reason."""
-        current = self.latest.get(ds_node) == art
-        if status == "purged":
-            return self._item(
-                art,
-                ds_node,
-                created,
-                first_idx,
-                current,
-                labels,
-                status,
-                None,
-                "purged: its receipt is in the log",
+        ds = self.datasets[ds_index]
+        current = ds.latest == art
+        if status == "purged" or status == "unmatched":
+            return Disposition(
+                artifact=art,
+                dataset=ds.node,
+                status=status,  # type: ignore[arg-type]
+                action=None,
+                reason=(
+                    "purged: its receipt is in the log"
+                    if status == "purged"
+                    else "no retention rule matches this dataset; it is kept"
+                ),
+                created=created,
+                first_index=first_idx,
+                current=current,
+                labels=ds.labels,
+                policy_version=self.context.version,
             )
-        if status == "unmatched":
-            return self._item(
-                art,
-                ds_node,
-                created,
-                first_idx,
-                current,
-                labels,
-                status,
-                None,
-                "no retention rule matches this dataset; it is kept",
-            )
+        special = art in self.special
+        clocks = self.clocks_of(art, ds, created) if special else ds.clocks
+        reason: str | None = None
+        review: ReviewDecision | None = None
+        extended = False
         if status == "held":
+            holds = self.holds_of(art, ds) if special else ds.holds
             cases = ", ".join(sorted({h.case for h in holds}))
-            return self._full(
-                art,
-                ds_node,
-                created,
-                first_idx,
-                current,
-                labels,
-                rules,
-                holds,
-                status,
-                None,
-                f"held for case {cases}: a legal hold beats every retention rule",
+            reason = f"held for case {cases}: a legal hold beats every retention rule"
+        else:
+            holds = []
+            review = self.facts.reviews.get((art, ds.node)) if special else None
+            extended = (
+                review is not None
+                and review.decision == "extend"
+                and review.until is not None
+                and review.until > self.now
             )
-        review = self.facts.reviews.get((art, ds_node))
-        extended = (
-            review is not None
-            and review.decision == "extend"
-            and review.until is not None
-            and review.until > self.now
-        )
-        return self._full(
-            art,
-            ds_node,
-            created,
-            first_idx,
-            current,
-            labels,
-            rules,
-            [],
-            status,
-            action,
-            None,
-            winner=winner,
-            review=review,
-            extended=extended,
-        )
-
-    def _item(
-        self,
-        art: str,
-        ds_node: str,
-        created: str,
-        first_idx: int,
-        current: bool,
-        labels: list[str],
-        status: str,
-        action: str | None,
-        reason: str,
-    ) -> Disposition:
-        return Disposition(
-            artifact=art,
-            dataset=ds_node,
-            status=status,  # type: ignore[arg-type]
-            action=action,
-            reason=reason,
-            created=created,
-            first_index=first_idx,
-            current=current,
-            labels=labels,
-            policy_version=self.context.version,
-        )
-
-    def _full(
-        self,
-        art: str,
-        ds_node: str,
-        created: str,
-        first_idx: int,
-        current: bool,
-        labels: list[str],
-        rules: list[_Compiled],
-        holds: list[Hold],
-        status: str,
-        action: str | None,
-        reason: str | None,
-        *,
-        winner: tuple[_Compiled, str] | None = None,
-        review: Any = None,
-        extended: bool = False,
-    ) -> Disposition:
-        art_node = "artifact:" + art
-        facts = self.facts
         # Dates for the listed item: the shortest delete and the longest keep, with their rules.
         delete_due = delete_rule = delete_mode = None
         keep_until = keep_rule = keep_mode = None
         pending_keep: _Compiled | None = None
-        for c in rules:
+        for pos, c in enumerate(ds.rules):
             rule = c.rule
-            start = _clock_start(rule.clock, art_node, ds_node, created, facts)
+            clock = clocks[pos]
+            move: Callable[[str, timedelta], str]
+            if clock is _Clock.CREATED:
+                start: str | None = created
+                move = shift
+            else:
+                start = clock
+                move = self._shift
             if rule.delete_after is not None and start is not None:
-                at = shift(start, rule.delete_after)
+                at = move(start, rule.delete_after)
                 if delete_due is None or at < delete_due:
                     delete_due, delete_rule, delete_mode = at, rule.id, rule.mode
             if rule.keep_at_least is not None:
                 if start is None:
                     pending_keep = c
                     continue
-                at = shift(start, rule.keep_at_least)
+                at = move(start, rule.keep_at_least)
                 if keep_until is None or at > keep_until:
                     keep_until, keep_rule, keep_mode = at, rule.id, rule.mode
         if pending_keep is not None:
@@ -435,14 +505,20 @@ class _Planner:
                 pending_keep.rule.id,
                 pending_keep.rule.mode,
             )
-        if extended and review is not None and (keep_until is None or review.until > keep_until):
+        if (
+            extended
+            and review is not None
+            and review.until is not None
+            and (keep_until is None or review.until > keep_until)
+        ):
             keep_until, keep_rule, keep_mode = review.until, f"review:{review.index}", "governance"
         locked = keep_mode == "compliance" and keep_until is not None and keep_until > self.now
         if reason is None:
             reason = self._reason(
+                ds,
                 status,
                 action,
-                winner,
+                ds.rules[win] if win >= 0 else None,
                 delete_due,
                 keep_until,
                 keep_rule,
@@ -450,22 +526,28 @@ class _Planner:
                 pending_keep,
                 review,
                 extended,
-                rules,
             )
-        version = self.context.version
-        return Disposition(
+        item = Disposition(
             artifact=art,
-            dataset=ds_node,
+            dataset=ds.node,
             status=status,  # type: ignore[arg-type]
             action=action,
             reason=reason,
             created=created,
             first_index=first_idx,
             current=current,
-            labels=labels,
+            labels=ds.labels,
             delete_due=delete_due,
             delete_rule=delete_rule,
             delete_mode=delete_mode,
+            policy_version=self.context.version,
+        )
+        if keep_until is None and not holds:
+            return item
+        # Set apart: a call with more than 15 keyword arguments makes CPython build a dict
+        # for it, which costs several times the call itself, and most items have neither.
+        return msgspec.structs.replace(
+            item,
             keep_until=keep_until,
             keep_rule=keep_rule,
             keep_mode=keep_mode,
@@ -474,35 +556,28 @@ class _Planner:
                 HoldRef(node=h.node, case=h.case, reason=h.reason, by=h.by, since=h.since)
                 for h in holds
             ],
-            policy_version=version,
         )
 
     def _reason(
         self,
+        ds: _Dataset,
         status: str,
         action: str | None,
-        winner: tuple[_Compiled, str] | None,
+        winner: _Compiled | None,
         delete_due: str | None,
         keep_until: str | None,
         keep_rule: str | None,
         keep_mode: str | None,
         pending_keep: _Compiled | None,
-        review: Any,
+        review: ReviewDecision | None,
         extended: bool,
-        rules: list[_Compiled],
     ) -> str:
-        version = f"policy v{self.context.version}" if self.context.version else "the policy"
-        deletes = [c for c in rules if c.rule.delete_after is not None]
-        if status == "kept" and not deletes:
+        version = self.version_text
+        if status == "kept" and not ds.deletes:
             return f"kept: the matching rules of {version} only say how long to keep, never delete"
         if winner is not None:
-            rule = winner[0].rule
-            assert rule.delete_after is not None
-            what = (
-                f"rule {rule.id} ({rule.action} {_period(rule.delete_after)} "
-                f"{_clock_text(rule.clock)}, {rule.mode} mode, {version}) made it due on {delete_due}"
-            )
-            if len(deletes) > 1:
+            what = f"{winner.made_due}{delete_due}"
+            if ds.deletes > 1:
                 what += " (the shortest delete wins)"
         else:
             what = ""
@@ -516,7 +591,7 @@ class _Planner:
             return f"awaiting a reviewer's decision{queued}: {what}"
         if status == "kept":
             lock = " (compliance mode: locked)" if keep_mode == "compliance" else ""
-            if extended and keep_rule and keep_rule.startswith("review:"):
+            if extended and review is not None and keep_rule and keep_rule.startswith("review:"):
                 return (
                     f"kept until {keep_until}: extended in review by {review.by}: {review.reason}"
                 )
@@ -532,7 +607,9 @@ class _Planner:
                 "(keeping beats deleting; the longest keep wins)"
             )
         if status == "waiting":
-            clocks = ", ".join(sorted({c.rule.clock for c in deletes}))
+            clocks = ", ".join(
+                sorted({c.rule.clock for c in ds.rules if c.rule.delete_after is not None})
+            )
             return f"waiting: the clock ({clocks}) of every delete rule has not started"
         return f"retained until {delete_due} by {version}"
 
@@ -571,39 +648,46 @@ def plan(
     wanted = artifact.removeprefix("artifact:") if artifact else None
     # One pass in log order: the first row of a (dataset, artifact) pair is its creation,
     # decided at once; the last row of a dataset names its current version.
-    by_ns: dict[str, dict[str, list[Any]]] = {}
-    latest: dict[str, str] = {}
-    counts: Counter[str] = Counter()
-    pending: list[tuple[Any, ...]] = []
+    # Each dataset with its position in the planner and the artifacts seen so far (dropped
+    # with this frame: a million ids the collector need not walk while items are rendered).
+    by_ns: dict[str, dict[str, tuple[_Dataset, int, set[str]]]] = {}
+    counts = dict.fromkeys(STATUSES, 0)
     listed = _LISTED if not (everything or wanted is not None) else frozenset(STATUSES)
+    # Listed rows by status, in log order; atomic tuples, so the collector stops tracking them.
+    pending: dict[str, list[tuple[str, int, str, int, str, str | None, int]]] = {
+        status: [] for status in listed
+    }
+    special = planner.special
     decide = planner.decide
     for ns, name, art, created, first_idx in _rows(store):
         names = by_ns.get(ns)
         if names is None:
             names = by_ns[ns] = {}
-        info = names.get(name)
-        if info is None:
-            rules, labels = planner.rules_for(ns, name)
-            info = names[name] = [f"dataset:{ns}:{name}", rules, labels, set()]
-        ds_node = info[0]
-        latest[ds_node] = art
+        found = names.get(name)
+        if found is None:
+            found = names[name] = (planner.dataset(ns, name), len(planner.datasets) - 1, set())
+        ds = found[0]
+        ds.latest = art
         if wanted is not None and art != wanted:
             continue
-        seen = info[3]
+        seen = found[2]
         if art in seen:
             continue
         seen.add(art)
-        status, action, winner, holds = decide(art, ds_node, created, info[1])
+        steps = ds.steps
+        if art in special:
+            status, action, win = planner.decide_special(art, ds, created)
+        elif steps is not None:
+            status, action, win = steps[1][bisect_left(steps[0], created)]
+        else:
+            status, action, win = decide(ds, created, ds.clocks, None)
         counts[status] += 1
         if status in listed:
-            pending.append(
-                (art, ds_node, created, first_idx, info[1], info[2], status, action, winner, holds)
-            )
-    planner.latest = latest
+            pending[status].append((art, found[1], created, first_idx, status, action, win))
     return RetentionPlan(
         now=moment,
         policy_version=ctx.version,
         counts={s: counts[s] for s in STATUSES if counts[s]},
-        pending=pending,
+        pending=[row for status in STATUSES for row in pending.get(status, ())],
         planner=planner,
     )
