@@ -219,14 +219,15 @@ def _parents(level: list[bytes]) -> list[bytes]:
     building the 64-byte pair first, an allocation per node.
     """
     pairs = iter(level)
-    copy = _NODE_PREFIX.copy
+    prefix = _NODE_PREFIX
     out: list[bytes] = []
-    append = out.append
     for left, right in zip(pairs, pairs, strict=False):
-        h = copy()
+        # ``prefix.copy()`` and ``out.append`` each have a specialised call in
+        # CPython 3.11; their bound methods held in locals do not.
+        h = prefix.copy()
         h.update(left)
         h.update(right)
-        append(h.digest())
+        out.append(h.digest())
     return out
 
 

@@ -51,8 +51,9 @@ _CLIMB = 16
 def _climb(levels: list[list[bytes]], at: int) -> None:
     """Add the nodes that leaf ``at`` completes, every leaf before it being done."""
     node, level = levels[0][at], 0
+    prefix = _NODE_PREFIX
     while at & 1:  # a right child: its parent is complete now
-        h = _NODE_PREFIX.copy()
+        h = prefix.copy()
         h.update(levels[level][at - 1])
         h.update(node)
         node = h.digest()
@@ -154,11 +155,11 @@ class MerkleTree:
         level = (size & -size).bit_length() - 1
         rest = size >> level
         root = levels[level][rest - 1]
-        copy = _NODE_PREFIX.copy
+        prefix = _NODE_PREFIX
         while rest := rest >> 1:
             level += 1
             if rest & 1:
-                h = copy()
+                h = prefix.copy()
                 h.update(levels[level][rest - 1])
                 h.update(root)
                 root = h.digest()
