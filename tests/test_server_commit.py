@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,112 @@ def test_requests_waiting_together_share_one_transaction(home, testdata):
     spans = sorted((r.first_index, r.first_index + r.appended) for r in results.values())
     assert all(r.appended == 4 and r.duplicates == 0 for r in results.values())
     assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))  # no overlap
+
+
+def _blocked_first_commit(
+    home: Home, committer: GroupCommitter, post: Callable[[], None], hold: float
+) -> tuple[threading.Thread, Callable[[], threading.Thread]]:
+    """Run ``post`` in a thread while another writer holds the lock, until its group is taken.
+
+    Returns that thread and ``release``, which lets the lock go ``hold`` seconds after it is
+    called (from a thread it returns): the first commit takes that long.
+    """
+    blocker = sqlite3.connect(home.path / "trail.db", isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    first = threading.Thread(target=post)
+    first.start()
+    while _waiting(committer) != (True, 0):  # taken alone, waiting for the lock
+        time.sleep(0.001)
+
+    def release() -> threading.Thread:
+        def later() -> None:
+            time.sleep(hold)
+            blocker.execute("ROLLBACK")
+            blocker.close()
+
+        thread = threading.Thread(target=later)
+        thread.start()
+        return thread
+
+    return first, release
+
+
+def _waiting(committer: GroupCommitter) -> tuple[bool, int]:
+    with committer._cond:  # the committer changes both under this lock
+        return committer._thread is not None, len(committer._pending)
+
+
+def test_a_small_group_waits_for_the_clients_just_answered(home, testdata):
+    """Three clients: the first is answered alone, then all three share the next commit."""
+    sample = _sample(testdata)
+    store = open_store(home.url, signer=home.signer())
+    committer = GroupCommitter(store, linger=30.0)
+    runs = [str(uuid.uuid4()) for _ in range(4)]
+    before = _checkpoints(home)
+
+    def first_client() -> None:  # answered, it sends its next event at once
+        committer.submit([_event(sample, runs[0], "START")])
+        committer.submit([_event(sample, runs[3], "START")])
+
+    first, release = _blocked_first_commit(home, committer, first_client, hold=0.3)
+    others = [
+        threading.Thread(target=committer.submit, args=([_event(sample, run, "START")],))
+        for run in runs[1:3]
+    ]
+    for t in others:
+        t.start()
+    while _waiting(committer) != (True, 2):
+        time.sleep(0.001)
+    released = release()
+    for t in [first, *others, released]:
+        t.join()
+    committer.close()
+    store.close()
+    assert _checkpoints(home) - before == 2  # the first alone, then the three together
+
+
+def test_a_lone_client_is_never_kept_waiting(home, testdata):
+    sample = _sample(testdata)
+    store = open_store(home.url, signer=home.signer())
+    committer = GroupCommitter(store, linger=30.0)
+    waited: list[float] = []
+
+    def client() -> None:
+        committer.submit([_event(sample, str(uuid.uuid4()), "START")])
+        started = time.monotonic()
+        committer.submit([_event(sample, str(uuid.uuid4()), "START")])
+        waited.append(time.monotonic() - started)
+
+    first, release = _blocked_first_commit(home, committer, client, hold=0.5)
+    release().join()
+    first.join()
+    committer.close()
+    store.close()
+    assert waited[0] < 0.25  # its commit, not the half second the last commit took
+
+
+def test_a_group_of_many_events_is_committed_without_waiting(home, testdata):
+    """A batch does not wait for the client just answered (which may never send again)."""
+    sample = _sample(testdata)
+    store = open_store(home.url, signer=home.signer())
+    committer = GroupCommitter(store, linger=30.0, linger_below=2)
+    answered: dict[str, float] = {}
+
+    def post(name: str, count: int) -> None:
+        committer.submit([_event(sample, str(uuid.uuid4()), "START") for _ in range(count)])
+        answered[name] = time.monotonic()
+
+    first, release = _blocked_first_commit(home, committer, lambda: post("first", 1), hold=0.5)
+    batch = threading.Thread(target=post, args=("batch", 2))
+    batch.start()
+    while _waiting(committer) != (True, 1):
+        time.sleep(0.001)
+    released = release()
+    for t in (first, batch, released):
+        t.join()
+    committer.close()
+    store.close()
+    assert answered["batch"] - answered["first"] < 0.25
 
 
 def test_a_start_and_its_complete_in_one_group_make_one_run(home, testdata):

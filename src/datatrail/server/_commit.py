@@ -15,14 +15,26 @@ Requests mapped together behave as if they had come one after the other, in
 the order they reached the committer: a COMPLETE mapped after its START in the
 same group finishes the run the START began. If a group's append fails, each
 request of it is tried alone, so one request's failure is not its neighbours'.
+
+A commit has a fixed cost (the transaction, the checkpoint signature) that a
+small group shares among few events. So before committing a small group the
+committer waits, briefly (at most ``linger``, and never longer than the last
+commit took), for the requests it expects: those of the last group, whose
+clients typically send their next event as soon as they are answered, and
+those that queued behind it. Four clients posting one event at a time then
+share each commit four ways rather than two or three. A lone client is never
+kept waiting: it is the one request expected. Groups of ``linger_below``
+events or more are committed at once, so batches never wait.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from datatrail.errors import InvalidEvent
@@ -53,29 +65,42 @@ class Committed:
 @dataclass
 class _Job:
     objs: list[Any]
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Committed | None = None
-    error: BaseException | None = None
+    done: threading.Event | None = None
+    """Set when a thread waits (:meth:`GroupCommitter.submit`)."""
     future: asyncio.Future[Committed] | None = None
     """Set when an async caller waits: the answer goes to its event loop."""
+    result: Committed | None = None
+    error: BaseException | None = None
 
     def finish(self, result: Committed | None, error: BaseException | None = None) -> None:
+        """Keep the outcome; the committer tells the caller (:func:`_answer`) after the group."""
         self.result, self.error = result, error
-        if self.future is not None:
-            self.future.get_loop().call_soon_threadsafe(_settle, self.future, result, error)
-        self.done.set()
 
 
-def _settle(
-    future: asyncio.Future[Committed], result: Committed | None, error: BaseException | None
-) -> None:
-    if future.done():  # the request was cancelled (its client went away); the events stay
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        assert result is not None
-        future.set_result(result)
+def _answer(jobs: list[_Job]) -> None:
+    """Wake each job's caller: a thread directly, an event loop with one callback for all."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+    for job in jobs:
+        if job.future is not None:
+            by_loop.setdefault(job.future.get_loop(), []).append(job)
+        if job.done is not None:
+            job.done.set()
+    for loop, waiting in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there any more
+            loop.call_soon_threadsafe(_settle, waiting)
+
+
+def _settle(jobs: list[_Job]) -> None:
+    for job in jobs:
+        future = job.future
+        assert future is not None
+        if future.done():  # the request was cancelled (its client went away); the events stay
+            continue
+        if job.error is not None:
+            future.set_exception(job.error)
+        else:
+            assert job.result is not None
+            future.set_result(job.result)
 
 
 def _run_id(obj: Any) -> str | None:
@@ -92,11 +117,27 @@ class _Mapped:
 class GroupCommitter:
     """One thread that maps and appends the OpenLineage events of concurrent requests together."""
 
-    def __init__(self, store: Store, *, max_events: int = 10_000, cache_runs: int = 20_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_events: int = 10_000,
+        cache_runs: int = 20_000,
+        linger: float = 0.002,
+        linger_below: int = 64,
+    ) -> None:
         self.store = store
         self.max_events = max_events
+        self.linger = linger
+        """The longest wait (seconds) for expected requests before a small group is committed
+        (never longer than the last commit took); 0 commits at once."""
+        self.linger_below = linger_below
+        """A group of this many events or more is committed without waiting."""
         self.cache = RunCache(store, max_runs=cache_runs)
         self._pending: deque[_Job] = deque()
+        self._pending_events = 0
+        self._want = 1
+        """How many requests waiting wake the committer (more while it lingers)."""
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -112,8 +153,9 @@ class GroupCommitter:
 
         Raises what the append raised (the store's error) when nothing could be stored.
         """
-        job = _Job(objs)
+        job = _Job(objs, done=threading.Event())
         self._enqueue(job)
+        assert job.done is not None
         job.done.wait()
         if job.error is not None:
             raise job.error
@@ -139,7 +181,9 @@ class GroupCommitter:
                 )
                 self._thread.start()
             self._pending.append(job)
-            self._cond.notify()
+            self._pending_events += len(job.objs)
+            if len(self._pending) >= self._want or self._pending_events >= self.linger_below:
+                self._cond.notify()
 
     def close(self, timeout: float = 60.0) -> None:
         """Commit what is waiting, then stop the thread; later submits start it again."""
@@ -154,14 +198,50 @@ class GroupCommitter:
     # -- the committer's side -----------------------------------------------------------
 
     def _loop(self) -> None:
+        expected = 0  # requests likely to come soon: the last group's and those queued behind it
+        took = 0.0  # seconds the last commit took
         while True:
             with self._cond:
                 while not self._pending and not self._stopping:
                     self._cond.wait()
                 if not self._pending:
                     return
+                self._linger(expected, min(self.linger, took))
                 jobs = self._take()
+            started = time.monotonic()
             self._commit(jobs)
+            took = time.monotonic() - started
+            with self._cond:  # counted before anyone is answered, so no request counts twice
+                expected = len(self._pending) + len(jobs)
+            _answer(jobs)
+
+    def _linger(self, expected: int, wait: float) -> None:
+        """With the lock held: wait up to ``wait`` seconds for ``expected`` requests in all.
+
+        Only while the group would be small; a submit that completes the group, or
+        makes it big enough, wakes the committer at once.
+        """
+        if (
+            wait <= 0
+            or len(self._pending) >= expected
+            or self._pending_events >= self.linger_below
+            or self._stopping
+        ):
+            return
+        deadline = time.monotonic() + wait
+        self._want = expected
+        try:
+            while (
+                len(self._pending) < expected
+                and self._pending_events < self.linger_below
+                and not self._stopping
+            ):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)
+        finally:
+            self._want = 1
 
     def _take(self) -> list[_Job]:
         jobs = [self._pending.popleft()]
@@ -170,6 +250,7 @@ class GroupCommitter:
             job = self._pending.popleft()
             total += len(job.objs)
             jobs.append(job)
+        self._pending_events -= total
         return jobs
 
     def _commit(self, jobs: list[_Job]) -> None:
