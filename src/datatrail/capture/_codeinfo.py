@@ -2,7 +2,8 @@
 
 All of this runs on the writer thread, never on the caller's: git is asked
 once per repository per process, a function's source is hashed once, and the
-package list is recomputed only when the set of imported modules has grown.
+package list is recomputed only when a module that may belong to a distribution
+has been imported since.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -107,8 +109,7 @@ def code_version_for(
 ) -> tuple[str, CodeVersion | None]:
     """The code id for a function (or a file, for ``run()`` blocks) and its event the first time."""
     key = (id(func) if func is not None else None, module, qualname, file, line)
-    with _lock:
-        known = _emitted_code.get(key)
+    known = _emitted_code.get(key)  # one dict read is atomic: no lock on the hot path
     if known is not None:
         return known, None
     source_hash = _source_hash(func) if func is not None else (_file_hash(file) if file else None)
@@ -138,12 +139,18 @@ def code_version_for(
     return code_id, event
 
 
-_env_cache: dict[str, Any] = {"modules": -1, "env_id": None}
+_env_cache: dict[str, Any] = {"env_id": None, "top": frozenset(), "mapping": {}}
+# (module count, env id) of the last answer, swapped whole: the hot path reads it unlocked.
+_env_known: tuple[int, str | None] = (-1, None)
 
 
-def _imported_packages() -> dict[str, str]:
-    top = {name.split(".", 1)[0] for name in list(sys.modules) if not name.startswith("_")}
-    mapping = importlib.metadata.packages_distributions()
+def _top_level_modules() -> frozenset[str]:
+    return frozenset(
+        name.split(".", 1)[0] for name in list(sys.modules) if not name.startswith("_")
+    )
+
+
+def _imported_packages(top: frozenset[str], mapping: Mapping[str, list[str]]) -> dict[str, str]:
     packages: dict[str, str] = {}
     for module in top:
         for dist in mapping.get(module, ()):
@@ -156,18 +163,44 @@ def _imported_packages() -> dict[str, str]:
     return dict(sorted(packages.items()))
 
 
+def _same_packages(top: frozenset[str], known: frozenset[str], mapping: Mapping[str, Any]) -> bool:
+    """Whether modules ``top`` name the packages ``known`` named, by the last package map.
+
+    Reading the package map costs a tenth of a second or more, so it is skipped when
+    the new top-level modules are standard-library ones that no distribution provides.
+    """
+    if any(name in mapping for name in known - top):
+        return False
+    stdlib = sys.stdlib_module_names
+    return all(name not in mapping and name in stdlib for name in top - known)
+
+
 def environment() -> tuple[str, Environment | None]:
     """The current environment id, and its event when it is new to this process."""
+    global _env_known
     count = len(sys.modules)
+    known = _env_known
+    if known[0] == count and known[1] is not None:
+        return known[1], None
     with _lock:
-        if _env_cache["modules"] == count and _env_cache["env_id"] is not None:
-            return str(_env_cache["env_id"]), None
+        known_id, known_top, known_map = (
+            _env_cache["env_id"],
+            _env_cache["top"],
+            _env_cache["mapping"],
+        )
+    top = _top_level_modules()
+    if known_id is not None and _same_packages(top, known_top, known_map):
+        with _lock:
+            _env_cache["top"] = top
+            _env_known = (count, str(known_id))
+        return str(known_id), None
     python, implementation, plat = (
         platform.python_version(),
         platform.python_implementation(),
         platform.platform(),
     )
-    packages = _imported_packages()
+    mapping = importlib.metadata.packages_distributions()
+    packages = _imported_packages(top, mapping)
     body = {
         "python": python,
         "implementation": implementation,
@@ -177,7 +210,8 @@ def environment() -> tuple[str, Environment | None]:
     env_id = "blake3:" + blake3.blake3(canonical_bytes(body)).hexdigest()
     with _lock:
         changed = env_id != _env_cache["env_id"]
-        _env_cache.update(modules=count, env_id=env_id)
+        _env_cache.update(env_id=env_id, top=top, mapping=mapping)
+        _env_known = (count, env_id)
     if not changed:
         return env_id, None
     return env_id, Environment(
@@ -203,9 +237,11 @@ def actor() -> Actor:
 
 def reset_caches() -> None:
     """Forget cached code versions and environment (tests, and after fork)."""
+    global _env_known
     with _lock:
+        _env_known = (-1, None)
         _emitted_code.clear()
-        _env_cache.update(modules=-1, env_id=None)
+        _env_cache.update(env_id=None, top=frozenset(), mapping={})
     git_info.cache_clear()
 
 

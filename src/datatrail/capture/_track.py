@@ -103,11 +103,14 @@ def _build_start(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     params: dict[str, Any] | None,
-    redact: tuple[str, ...],
-    inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]],
+    redact: frozenset[str],
+    inputs: Sequence[tuple[str, ArtifactInfo, DatasetRef | None]],
     facets: dict[str, Any] | None = None,
 ) -> Iterable[Event]:
     events: list[Event] = []
+    # The actor first: finding the user imports a module, which must not count as
+    # a change of environment on the next run.
+    who = actor()
     code_id, code_event = code_version_for(
         func=site.func, module=site.module, qualname=site.qualname, file=site.file, line=site.line
     )
@@ -130,7 +133,7 @@ def _build_start(
             params=redact_params(bound, redact),
             code_id=code_id,
             env_id=env_id,
-            actor=actor(),
+            actor=who,
             level=level,  # type: ignore[arg-type]
             facets=facets,
         )
@@ -259,10 +262,21 @@ class _Binder:
         self.skip = self.positional[0] if skip_first and self.positional else None
         # Scalar defaults are recorded when not passed; others (a frame, a client) are not.
         self.scalar_defaults = [(n, d) for n, d in self.defaults.items() if type(d) in SCALARS]
+        # Nothing to default, skip or filter: a call with positional scalars binds by zip.
+        self.plain = (
+            self.varargs is None and not self.scalar_defaults and self.skip is None and only is None
+        )
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         names = self.positional
-        out: dict[str, Any] = dict(zip(names, args, strict=False))
+        if self.plain and not kwargs:
+            # zip truncates, as for the general case; its keyword would double this line's cost.
+            out = dict(zip(names, args))  # noqa: B905
+            for value in out.values():
+                if type(value) not in SCALARS:
+                    return self._unwrap(out)
+            return out
+        out = dict(zip(names, args, strict=False))
         if len(args) > len(names) and self.varargs:
             out[self.varargs] = list(args[len(names) :])
         if kwargs:
@@ -278,6 +292,10 @@ class _Binder:
                     break
             else:
                 return out  # the usual call: scalar parameters, nothing to unwrap
+        return self._unwrap(out)
+
+    def _unwrap(self, out: dict[str, Any]) -> dict[str, Any]:
+        """Drop inputs and unlisted names; take snapshot values out of their wrappers."""
         result: dict[str, Any] = {}
         for name, value in out.items():
             if value is _INPUT or (self.only is not None and name not in self.only):
@@ -464,8 +482,8 @@ class run:  # noqa: N801 - a context manager used like a function, as contextlib
                     (),
                     {},
                     plain,
-                    self.redact,
-                    [],
+                    frozenset(self.redact),
+                    (),
                     collect_run_facets(),
                 ),
             )
@@ -550,7 +568,7 @@ class _Tracked:
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.namespace = namespace
         self.level = check_level(level) if level is not None else None
-        self.redact = tuple(redact)
+        self.redact = frozenset(redact)
         self.record_outputs = outputs
         sig = inspect.signature(fn)
         known = set(sig.parameters)
@@ -602,13 +620,13 @@ class _Tracked:
             level = self.level or parent.level
             handle = RunHandle(uuid7(), self.job(st.namespace), parent.run_id, level)
         try:
-            inputs: list[tuple[str, ArtifactInfo, DatasetRef | None]] = []
+            inputs: Sequence[tuple[str, ArtifactInfo, DatasetRef | None]] = ()
             observed: list[Any] | None = None
             if self.inputs or not _all_scalars(args, kwargs):
                 observed = [] if io_observers() else None
-                args, kwargs = self._classify(
-                    args, kwargs, level, inputs, handle._pending, observed
-                )
+                found: list[tuple[str, ArtifactInfo, DatasetRef | None]] = []
+                args, kwargs = self._classify(args, kwargs, level, found, handle._pending, observed)
+                inputs = found
             get_writer().submit(
                 (
                     _build_start,

@@ -158,11 +158,7 @@ class Writer:
         markers: list[_Marker] = []
         stop = False
         for item in items:
-            if item is None:
-                stop = True
-            elif isinstance(item, _Marker):
-                markers.append(item)
-            elif isinstance(item, tuple):
+            if type(item) is tuple:  # the usual item: a builder and its arguments
                 builder, args = item
                 try:
                     events.extend(builder(*args))
@@ -171,6 +167,10 @@ class Writer:
                     log.exception(
                         "datatrail: building an event failed; the user's code was not affected"
                     )
+            elif item is None:
+                stop = True
+            elif isinstance(item, _Marker):
+                markers.append(item)
             else:
                 events.append(item)
         if events or markers or stop:
