@@ -139,9 +139,10 @@ def code_version_for(
     return code_id, event
 
 
-_env_cache: dict[str, Any] = {"env_id": None, "top": frozenset(), "mapping": {}}
 # (module count, env id) of the last answer, swapped whole: the hot path reads it unlocked.
 _env_known: tuple[int, str | None] = (-1, None)
+# The top-level modules and the package map that answer was worked out from.
+_env_cache: dict[str, Any] = {"top": frozenset(), "mapping": {}}
 
 
 def _top_level_modules() -> frozenset[str]:
@@ -183,17 +184,13 @@ def environment() -> tuple[str, Environment | None]:
     if known[0] == count and known[1] is not None:
         return known[1], None
     with _lock:
-        known_id, known_top, known_map = (
-            _env_cache["env_id"],
-            _env_cache["top"],
-            _env_cache["mapping"],
-        )
+        known_id, known_top, known_map = _env_known[1], _env_cache["top"], _env_cache["mapping"]
     top = _top_level_modules()
     if known_id is not None and _same_packages(top, known_top, known_map):
         with _lock:
             _env_cache["top"] = top
-            _env_known = (count, str(known_id))
-        return str(known_id), None
+            _env_known = (count, known_id)
+        return known_id, None
     python, implementation, plat = (
         platform.python_version(),
         platform.python_implementation(),
@@ -209,8 +206,8 @@ def environment() -> tuple[str, Environment | None]:
     }
     env_id = "blake3:" + blake3.blake3(canonical_bytes(body)).hexdigest()
     with _lock:
-        changed = env_id != _env_cache["env_id"]
-        _env_cache.update(env_id=env_id, top=top, mapping=mapping)
+        changed = env_id != _env_known[1]
+        _env_cache.update(top=top, mapping=mapping)
         _env_known = (count, env_id)
     if not changed:
         return env_id, None
@@ -241,7 +238,7 @@ def reset_caches() -> None:
     with _lock:
         _env_known = (-1, None)
         _emitted_code.clear()
-        _env_cache.update(env_id=None, top=frozenset(), mapping={})
+        _env_cache.update(top=frozenset(), mapping={})
     git_info.cache_clear()
 
 

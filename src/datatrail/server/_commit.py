@@ -153,10 +153,10 @@ class GroupCommitter:
 
         Raises what the append raised (the store's error) when nothing could be stored.
         """
-        job = _Job(objs, done=threading.Event())
+        done = threading.Event()
+        job = _Job(objs, done=done)
         self._enqueue(job)
-        assert job.done is not None
-        job.done.wait()
+        done.wait()
         if job.error is not None:
             raise job.error
         assert job.result is not None
