@@ -26,7 +26,7 @@ import blake3
 
 from datatrail.model import Actor, CodeVersion, Environment, GitInfo, canonical_bytes, now_ts, uuid7
 
-__all__ = ["actor", "code_version_for", "environment", "git_info"]
+__all__ = ["CodeSite", "actor", "code_version_for", "environment", "git_info"]
 
 _lock = threading.Lock()
 
@@ -96,22 +96,41 @@ def _file_hash(path: str) -> str | None:
         return None
 
 
+class CodeSite:
+    """Where a run's code is: a function, or a file and line for a ``run()`` block.
+
+    Made once per tracked function or block, so the key its code id is cached
+    under is built once too, not on every run.
+    """
+
+    __slots__ = ("file", "func", "key", "line", "module", "qualname")
+
+    def __init__(
+        self,
+        *,
+        func: Any = None,
+        module: str | None,
+        qualname: str | None,
+        file: str | None,
+        line: int | None,
+    ) -> None:
+        self.func = func
+        self.module = module
+        self.qualname = qualname
+        self.file = file
+        self.line = line
+        self.key = (id(func) if func is not None else None, module, qualname, file, line)
+
+
 _emitted_code: dict[tuple[Any, ...], str] = {}
 
 
-def code_version_for(
-    *,
-    func: Any = None,
-    module: str | None,
-    qualname: str | None,
-    file: str | None,
-    line: int | None,
-) -> tuple[str, CodeVersion | None]:
+def code_version_for(site: CodeSite) -> tuple[str, CodeVersion | None]:
     """The code id for a function (or a file, for ``run()`` blocks) and its event the first time."""
-    key = (id(func) if func is not None else None, module, qualname, file, line)
-    known = _emitted_code.get(key)  # one dict read is atomic: no lock on the hot path
+    known = _emitted_code.get(site.key)  # one dict read is atomic: no lock on the hot path
     if known is not None:
         return known, None
+    func, module, qualname, file, line = site.func, site.module, site.qualname, site.file, site.line
     source_hash = _source_hash(func) if func is not None else (_file_hash(file) if file else None)
     git = git_info(str(Path(file).parent)) if file else None
     body = {
@@ -135,7 +154,7 @@ def code_version_for(
         git=git,
     )
     with _lock:
-        _emitted_code[key] = code_id
+        _emitted_code[site.key] = code_id
     return code_id, event
 
 

@@ -188,7 +188,10 @@ def _install_extensions(home: Home) -> None:
     try:
         from datatrail.capture._hooks import register_run_facets
 
-        register_run_facets(_environment_variables)
+        # Read now, as the first run starts; with none of the variables set there is
+        # nothing to keep, and no provider for every run to call.
+        if _environment_variables() is not None:
+            register_run_facets(_environment_variables)
     except Exception:
         log.exception("datatrail: allowlisted environment variables will not be recorded")
     try:

@@ -24,10 +24,9 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
-from datatrail.capture._codeinfo import actor, code_version_for, environment
+from datatrail.capture._codeinfo import CodeSite, actor, code_version_for, environment
 from datatrail.capture._hooks import (
     OutputContext,
     collect_run_facets,
@@ -36,9 +35,10 @@ from datatrail.capture._hooks import (
     output_checks,
     run_output_checks,
 )
-from datatrail.capture._redact import REDACTED, is_secret_value, redact_params
+from datatrail.capture._redact import REDACTED, is_secret_name, is_secret_value, redact_params
 from datatrail.capture._state import check_level, get_writer, settings
 from datatrail.capture._values import SCALARS, artifact_for, is_data
+from datatrail.emit._writer import Deferred
 from datatrail.errors import DatatrailError, UsageError
 from datatrail.model import (
     ArtifactInfo,
@@ -83,45 +83,31 @@ def bind_context(fn: Callable[..., T]) -> Callable[..., T]:
 # -- writer-side builders ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _CodeSite:
-    func: Any
-    module: str | None
-    qualname: str | None
-    file: str | None
-    line: int | None
-
-
-def _build_start(
+def _start_events(
     run_id: str,
     job: JobRef,
     parent_run_id: str | None,
     ts_ns: int,
     level: str,
-    site: _CodeSite,
-    binder: _Binder | None,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    params: dict[str, Any] | None,
-    redact: frozenset[str],
+    site: CodeSite,
+    params: dict[str, Any],
     inputs: Sequence[tuple[str, ArtifactInfo, DatasetRef | None]],
-    facets: dict[str, Any] | None = None,
-) -> Iterable[Event]:
+    facets: dict[str, Any] | None,
+) -> list[Event]:
+    """A run's start: its code version and environment when new, the start, its inputs.
+
+    ``params`` are the recorded parameters, already bound to names and redacted.
+    """
     events: list[Event] = []
     # The actor first: finding the user imports a module, which must not count as
     # a change of environment on the next run.
     who = actor()
-    code_id, code_event = code_version_for(
-        func=site.func, module=site.module, qualname=site.qualname, file=site.file, line=site.line
-    )
+    code_id, code_event = code_version_for(site)
     if code_event is not None:
         events.append(code_event)
     env_id, env_event = environment()
     if env_event is not None:
         events.append(env_event)
-    bound = binder.bind(args, kwargs) if binder is not None else {}
-    if params:
-        bound.update(params)
     ts = format_ts(ts_ns)
     events.append(
         RunStarted(
@@ -130,7 +116,7 @@ def _build_start(
             run_id=run_id,
             job=job,
             parent_run_id=parent_run_id,
-            params=redact_params(bound, redact),
+            params=params,
             code_id=code_id,
             env_id=env_id,
             actor=who,
@@ -204,6 +190,99 @@ def _build_scalar_end(
         log.exception("datatrail: recording a returned %s failed", type(value).__name__)
     events.extend(_build_end(run_id, ts_ns, None))
     return events
+
+
+# -- queue items: built into events on the writer thread ----------------------------
+
+
+class _End(Deferred, gc=False):
+    """A run's end: completed, or failed with ``error``."""
+
+    run_id: str
+    ts_ns: int
+    error: ErrorInfo | None
+
+    def build(self) -> Iterable[Event]:
+        return _build_end(self.run_id, self.ts_ns, self.error)
+
+
+class _ScalarEnd(Deferred, gc=False):
+    """The end of a run that returned an immutable scalar, and that output."""
+
+    run_id: str
+    job: JobRef
+    level: str
+    label: str
+    value: Any
+    ts_ns: int
+
+    def build(self) -> Iterable[Event]:
+        return _build_scalar_end(
+            self.run_id, self.job, self.level, self.label, self.value, self.ts_ns
+        )
+
+
+class _BlockStart(Deferred, gc=False):
+    """The start of a ``run()`` block, whose parameters are given rather than bound."""
+
+    run_id: str
+    job: JobRef
+    parent_run_id: str | None
+    ts_ns: int
+    level: str
+    site: CodeSite
+    params: dict[str, Any]
+    redact: frozenset[str]
+    facets: dict[str, Any] | None
+
+    def build(self) -> Iterable[Event]:
+        params = redact_params(self.params, self.redact)
+        return _start_events(
+            self.run_id,
+            self.job,
+            self.parent_run_id,
+            self.ts_ns,
+            self.level,
+            self.site,
+            params,
+            (),
+            self.facets,
+        )
+
+
+class _CallStart(Deferred, gc=False):
+    """The start of a call of a tracked function, its arguments as the caller left them."""
+
+    tracked: _Tracked
+    run_id: str
+    job: JobRef
+    parent_run_id: str | None
+    ts_ns: int
+    level: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] | None
+    plain: bool
+    """Positional scalars only, as passed: they bind by position, with nothing to unwrap."""
+    inputs: Sequence[tuple[str, ArtifactInfo, DatasetRef | None]]
+    facets: dict[str, Any] | None
+
+    def build(self) -> Iterable[Event]:
+        t = self.tracked
+        if self.plain:
+            params = t.plain_params(self.args)
+        else:
+            params = redact_params(t.binder.bind(self.args, self.kwargs or {}), t.redact)
+        return _start_events(
+            self.run_id,
+            self.job,
+            self.parent_run_id,
+            self.ts_ns,
+            self.level,
+            t.site,
+            params,
+            self.inputs,
+            self.facets,
+        )
 
 
 def _error_info(exc: BaseException) -> ErrorInfo:
@@ -333,7 +412,7 @@ class RunHandle:
         self._recording = _recording
         self._finished = False
         # Paths passed in: (label, path, (mtime_ns, size) or None if missing at the start).
-        self._pending: list[tuple[str, Any, tuple[int, int] | None]] = []
+        self._pending: Sequence[tuple[str, Any, tuple[int, int] | None]] = ()
 
     def __repr__(self) -> str:
         return (
@@ -400,8 +479,12 @@ class RunHandle:
 
 
 def _submit(builder: Callable[..., Iterable[Event]], args: tuple[Any, ...]) -> None:
+    _submit_item((builder, args))
+
+
+def _submit_item(item: Deferred | tuple[Callable[..., Iterable[Event]], tuple[Any, ...]]) -> None:
     try:
-        get_writer().submit((builder, args))
+        get_writer().submit(item)
     except DatatrailError:
         raise
     except Exception:
@@ -445,7 +528,7 @@ class run:  # noqa: N801 - a context manager used like a function, as contextlib
         self.redact = tuple(redact)
         self._stack: list[tuple[RunHandle, contextvars.Token[RunHandle | None]]] = []
         frame = sys._getframe(1)
-        self._site = _CodeSite(
+        self._site = CodeSite(
             func=None,
             module=frame.f_globals.get("__name__"),
             qualname=None,
@@ -469,24 +552,27 @@ class run:  # noqa: N801 - a context manager used like a function, as contextlib
                 k: (_snapshot(v) if type(v) not in SCALARS else v) for k, v in self.params.items()
             }
             plain = {k: (v.value if isinstance(v, _Snapshot) else v) for k, v in params.items()}
-            _submit(
-                _build_start,
-                (
-                    handle.run_id,
-                    handle.job,
-                    handle.parent_run_id,
-                    time.time_ns(),
-                    level,
-                    self._site,
-                    None,
-                    (),
-                    {},
-                    plain,
-                    frozenset(self.redact),
-                    (),
-                    collect_run_facets(),
-                ),
-            )
+            try:
+                writer = get_writer()  # first: starting it installs the facet providers
+                writer.submit(
+                    _BlockStart(
+                        handle.run_id,
+                        handle.job,
+                        handle.parent_run_id,
+                        time.time_ns(),
+                        level,
+                        self._site,
+                        plain,
+                        frozenset(self.redact),
+                        collect_run_facets(),
+                    )
+                )
+            except DatatrailError:
+                raise
+            except Exception:
+                log.exception(
+                    "datatrail: could not enqueue an event; the user's code was not affected"
+                )
         token = _current.set(handle)
         self._stack.append((handle, token))
         return handle
@@ -496,9 +582,8 @@ class run:  # noqa: N801 - a context manager used like a function, as contextlib
         _current.reset(token)
         handle._finished = True
         if handle._recording:
-            _submit(
-                _build_end,
-                (handle.run_id, time.time_ns(), _error_info(exc) if exc is not None else None),
+            _submit_item(
+                _End(handle.run_id, time.time_ns(), _error_info(exc) if exc is not None else None)
             )
 
     async def __aenter__(self) -> RunHandle:
@@ -516,7 +601,7 @@ class run:  # noqa: N801 - a context manager used like a function, as contextlib
             "redact": self.redact,
         }
         name = self.name
-        site = _CodeSite(
+        site = CodeSite(
             func=fn,
             module=getattr(fn, "__module__", None),
             qualname=getattr(fn, "__qualname__", None),
@@ -585,12 +670,18 @@ class _Tracked:
             file = inspect.getsourcefile(fn)
         except TypeError:
             file = None
-        self.site = _CodeSite(
+        self.site = CodeSite(
             func=fn,
             module=fn.__module__,
             qualname=fn.__qualname__,
             file=file,
             line=fn.__code__.co_firstlineno if hasattr(fn, "__code__") else None,
+        )
+        # For calls with positional scalars only: the names to redact among the positional
+        # parameters, decided once here rather than for every call on the writer thread.
+        self.plain = self.binder.plain
+        self.secret_positional = tuple(
+            n for n in self.positional if n in self.redact or is_secret_name(n)
         )
         self._jobs: dict[str, JobRef] = {}
 
@@ -613,38 +704,42 @@ class _Tracked:
             return None
         parent = _current.get()
         level: str
+        parent_run_id: str | None
         if parent is None:
             level = self.level or st.level
-            handle = RunHandle(uuid7(), self.job(st.namespace), None, level)
+            parent_run_id = None
         else:
             level = self.level or parent.level
-            handle = RunHandle(uuid7(), self.job(st.namespace), parent.run_id, level)
+            parent_run_id = parent.run_id
+        job = self._jobs.get(st.namespace) or self.job(st.namespace)
+        handle = RunHandle(uuid7(), job, parent_run_id, level)
         try:
             inputs: Sequence[tuple[str, ArtifactInfo, DatasetRef | None]] = ()
             observed: list[Any] | None = None
             if self.inputs or not _all_scalars(args, kwargs):
                 observed = [] if io_observers() else None
                 found: list[tuple[str, ArtifactInfo, DatasetRef | None]] = []
-                args, kwargs = self._classify(args, kwargs, level, found, handle._pending, observed)
+                pending: list[tuple[str, Any, tuple[int, int] | None]] = []
+                handle._pending = pending
+                args, kwargs = self._classify(args, kwargs, level, found, pending, observed)
                 inputs = found
-            get_writer().submit(
-                (
-                    _build_start,
-                    (
-                        handle.run_id,
-                        handle.job,
-                        handle.parent_run_id,
-                        time.time_ns(),
-                        level,
-                        self.site,
-                        self.binder,
-                        args,
-                        kwargs,
-                        None,
-                        self.redact,
-                        inputs,
-                        collect_run_facets(),
-                    ),
+                plain = False
+            else:
+                plain = self.plain and not kwargs
+            writer = get_writer()  # first: starting it installs the facet providers
+            writer.submit(
+                _CallStart(
+                    self,
+                    handle.run_id,
+                    job,
+                    parent_run_id,
+                    time.time_ns(),
+                    level,
+                    args,
+                    kwargs or None,
+                    plain,
+                    inputs,
+                    collect_run_facets(),
                 )
             )
             if observed:
@@ -659,6 +754,19 @@ class _Tracked:
                 "datatrail: recording the start of %s failed; the call goes on", self.name
             )
         return handle
+
+    def plain_params(self, args: tuple[Any, ...]) -> dict[str, Any]:
+        """Parameters of a call with positional scalars only, bound and redacted.
+
+        What binding and then ``redact_params`` make of such a call, without either:
+        scalars have nothing to unwrap, and their names' secrecy is known already.
+        """
+        # zip truncates, as binding does; its keyword would double this line's cost.
+        params = dict(zip(self.positional, args))  # noqa: B905
+        for name in self.secret_positional:
+            if name in params:
+                params[name] = REDACTED
+        return params
 
     def _classify(
         self,
@@ -727,7 +835,7 @@ class _Tracked:
                     art, ds = artifact_for(path, level=handle.level, fresh=True)
                     items.append((name, art, ds))
                     values.append(path)
-            handle._pending.clear()
+            handle._pending = ()
             if result is None:
                 pass  # nothing returned: only the paths that appeared are outputs
             elif isinstance(result, tuple) and any(is_data(v) for v in result):
@@ -780,16 +888,8 @@ class _Tracked:
                 handle._finished = True
                 try:
                     get_writer().submit(
-                        (
-                            _build_scalar_end,
-                            (
-                                handle.run_id,
-                                handle.job,
-                                handle.level,
-                                label,
-                                result,
-                                time.time_ns(),
-                            ),
+                        _ScalarEnd(
+                            handle.run_id, handle.job, handle.level, label, result, time.time_ns()
                         )
                     )
                 except Exception:
@@ -806,7 +906,7 @@ class _Tracked:
         handle._finished = True
         try:
             error = _error_info(exc) if exc is not None else None
-            get_writer().submit((_build_end, (handle.run_id, time.time_ns(), error)))
+            get_writer().submit(_End(handle.run_id, time.time_ns(), error))
         except Exception:
             log.exception("datatrail: recording the end of %s failed", self.name)
 

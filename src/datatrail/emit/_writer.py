@@ -1,10 +1,10 @@
 """The background writer: the caller's thread only enqueues; one thread appends.
 
-Items on the queue are either ready events or ``(builder, args)`` pairs that the
-writer turns into events, so expensive work (binding arguments, redaction,
-code and environment capture, encoding) stays off the caller's thread. The
-queue is bounded: a producer that outruns the store waits rather than grows
-memory without limit.
+Items on the queue are ready events, :class:`Deferred` items or ``(builder, args)``
+pairs that the writer turns into events, so expensive work (binding arguments,
+redaction, code and environment capture, encoding) stays off the caller's
+thread. The queue is bounded: a producer that outruns the store waits rather
+than grows memory without limit.
 
 If the store cannot be written, the batch is appended to a spill file (one
 canonical JSON event per line, fsynced) and replayed in order once the store
@@ -29,7 +29,7 @@ import msgspec
 from datatrail.model import Event, decode_event, encode_event
 from datatrail.store import Store
 
-__all__ = ["FlushResult", "SpillFile", "Writer", "replay_orphans", "spill_status"]
+__all__ = ["Deferred", "FlushResult", "SpillFile", "Writer", "replay_orphans", "spill_status"]
 
 log = logging.getLogger("datatrail")
 
@@ -45,6 +45,22 @@ class FlushResult(msgspec.Struct, frozen=True, kw_only=True):
     """Events waiting in the spill file for the store to come back."""
     dropped: int = 0
     """Events lost to errors in the recording machinery (always logged)."""
+
+
+class Deferred(msgspec.Struct, gc=False):
+    """A queue item whose events the writer thread builds, by calling :meth:`build`.
+
+    The hot path's items are these rather than ``(builder, args)`` tuples because a
+    struct made with ``gc=False`` is never tracked by the garbage collector: a tuple
+    holding a function is, and the collector's full passes over a queue of hundreds
+    of thousands of them cost the recording process more than building the events.
+    So a subclass must hold nothing that can reach the item again (no cycle through
+    it could ever be collected); the values of one call never do.
+    """
+
+    def build(self) -> Iterable[Event]:
+        """The events this item stands for (run on the writer thread)."""
+        raise NotImplementedError
 
 
 class _Marker:
@@ -93,8 +109,8 @@ class Writer:
 
     # -- producer side (the caller's thread) -------------------------------------
 
-    def submit(self, item: Event | tuple[Builder, tuple[Any, ...]]) -> None:
-        """Enqueue an event, or a builder and its arguments, for the writer thread."""
+    def submit(self, item: Event | Deferred | tuple[Builder, tuple[Any, ...]]) -> None:
+        """Enqueue an event, a deferred item, or a builder and its arguments."""
         q = self._queue
         if q.qsize() >= self._max_queue:
             self._wait_for_room()
@@ -136,13 +152,16 @@ class Writer:
 
     def _loop(self) -> None:
         q = self._queue
+        get = q.get_nowait
         while True:
-            item = q.get()
-            items = [item]
+            items = [q.get()]
+            append = items.append
             deadline = time.monotonic() + self._linger
             while len(items) < self._batch_size:
                 try:
-                    items.append(q.get_nowait())
+                    # The usual case, a backlog: take what the batch has room for in one loop.
+                    for _ in range(self._batch_size - len(items)):
+                        append(get())
                 except queue.Empty:
                     last = items[-1]
                     # A flush or close waits on this batch: write it now rather than linger.
@@ -158,16 +177,21 @@ class Writer:
         markers: list[_Marker] = []
         stop = False
         for item in items:
-            if type(item) is tuple:  # the usual item: a builder and its arguments
-                builder, args = item
-                try:
+            try:
+                if isinstance(item, Deferred):  # the usual item
+                    events.extend(item.build())
+                    continue
+                if type(item) is tuple:  # a builder and its arguments
+                    builder, args = item
                     events.extend(builder(*args))
-                except Exception:
-                    self._dropped += 1
-                    log.exception(
-                        "datatrail: building an event failed; the user's code was not affected"
-                    )
-            elif item is None:
+                    continue
+            except Exception:
+                self._dropped += 1
+                log.exception(
+                    "datatrail: building an event failed; the user's code was not affected"
+                )
+                continue
+            if item is None:
                 stop = True
             elif isinstance(item, _Marker):
                 markers.append(item)
