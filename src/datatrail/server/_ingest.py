@@ -43,8 +43,8 @@ def _decode(body: bytes | None) -> Any:
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}", pointer="") from None
 
 
-def _validated(obj: Any) -> Any:
-    """``obj`` if it is a valid OpenLineage event; raises :class:`InvalidEvent` with ``pointer``."""
+def _an_object(obj: Any) -> Any:
+    """``obj`` if it is a JSON object; raises :class:`InvalidEvent` with ``pointer`` if not."""
     if not isinstance(obj, dict):
         exc = InvalidEvent(
             f"an OpenLineage event is a JSON object, not {type(obj).__name__}; "
@@ -52,7 +52,12 @@ def _validated(obj: Any) -> Any:
         )
         exc.pointer = ""  # type: ignore[attr-defined]
         raise exc
-    validate_openlineage(obj)
+    return obj
+
+
+def _validated(obj: Any) -> Any:
+    """``obj`` if it is a valid OpenLineage event; raises :class:`InvalidEvent` with ``pointer``."""
+    validate_openlineage(_an_object(obj))
     return obj
 
 
@@ -140,7 +145,8 @@ def _check_batch(body: bytes | None) -> _Checked:
     valid: list[tuple[int, Any]] = []
     for i, item in enumerate(items):
         try:
-            valid.append((i, prepare(_validated(msgspec.json.decode(item)), validated=True)))
+            # Fresh from the decoder: prepare may judge its canonical bytes by typed decodes.
+            valid.append((i, prepare(_an_object(msgspec.json.decode(item)), decoded=True)))
         except InvalidEvent as exc:
             _reject(results, failed, i, exc)
     return results, failed, valid

@@ -32,9 +32,13 @@ from datatrail.interop.openlineage._runstate import (
     run_id_of,
 )
 from datatrail.interop.openlineage._schema import (
+    InputView,
     InvalidOpenLineageEvent,
+    OutputView,
+    RunEventView,
     event_kind,
     parse_event_time,
+    run_event_view,
     validate_openlineage,
 )
 from datatrail.model import (
@@ -97,10 +101,18 @@ def _derived_uuid(*parts: str) -> str:
     return _uuid5_text(hashlib.sha1(_NS_BYTES + "\x1f".join(parts).encode()).hexdigest())
 
 
+# A UTC time with a four-digit year from 1000 on, the form most producers send: its
+# datatrail time is the same text, the fraction cut or padded to six digits.
+_UTC_TEXT = re.compile(r"([1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6})\d*)?[Zz]")
+
+
 def _ts(event_time: str) -> str:
     moment = parse_event_time(event_time)
     if moment is None:  # validated already; keep the type checker honest
         raise InvalidOpenLineageEvent("not an ISO 8601 date-time", "/eventTime")
+    utc_text = _UTC_TEXT.fullmatch(event_time)
+    if utc_text is not None:
+        return f"{utc_text[1]}.{(utc_text[2] or '').ljust(6, '0')}Z"
     try:
         utc = moment.astimezone(UTC)
     except OverflowError:
@@ -118,6 +130,15 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _at(value: Any, *keys: str) -> Any:
+    """``value[k1][k2]...``, or ``None`` from the first step that is not an object with the key."""
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
 def artifact_id_for(
     namespace: str, name: str, facets: Any, *, run_id: str, role: str, event_time: str
 ) -> tuple[str, bool]:
@@ -127,7 +148,7 @@ def artifact_id_for(
     producer and consumer meet on one artifact; a datatrail content hash is kept as is.
     Without one, the identity is derived from the run, dataset and event time.
     """
-    version = _dict(_dict(facets).get("version")).get("datasetVersion")
+    version = _at(facets, "version", "datasetVersion")
     if isinstance(version, str):
         if _BLAKE3.match(version):
             return version, True
@@ -136,14 +157,14 @@ def artifact_id_for(
 
 
 def _schema(facets: dict[str, Any]) -> list[tuple[str, str]] | None:
-    fields = _dict(facets.get("schema")).get("fields")
+    fields = _at(facets, "schema", "fields")
     if not isinstance(fields, list):
         return None
     return [(str(f.get("name")), str(f.get("type", ""))) for f in fields if isinstance(f, dict)]
 
 
-def _stat(facets: dict[str, Any], key: str, field: str) -> int | None:
-    value = _dict(facets.get(key)).get(field)
+def _stat(stats: Any, field: str) -> int | None:
+    value = stats.get(field) if isinstance(stats, dict) else None
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
@@ -155,30 +176,10 @@ def _stat(facets: dict[str, Any], key: str, field: str) -> int | None:
 # committer that owns the run states does little per event. A prepared event holds the
 # pieces of the event its datatrail events carry as canonical JSON (``msgspec.Raw`` slices
 # of the event's canonical bytes, which encode to exactly the bytes the decoded values
-# would), not as the decoded objects: the garbage collector has almost nothing to walk
-# while a batch waits for its commit, and nothing is encoded twice.
-
-
-class _Facets(msgspec.Struct, gc=False):
-    facets: dict[str, msgspec.Raw] = {}
-
-
-class _DatasetView(msgspec.Struct, gc=False):
-    facets: msgspec.Raw = msgspec.Raw(b"{}")
-    inputFacets: msgspec.Raw = msgspec.Raw(b"{}")  # noqa: N815 - the OpenLineage names
-    outputFacets: msgspec.Raw = msgspec.Raw(b"{}")  # noqa: N815
-
-
-class _RunEventView(msgspec.Struct, gc=False):
-    """The facets of a (valid) RunEvent, cut from its canonical bytes."""
-
-    run: _Facets
-    job: _Facets
-    inputs: list[_DatasetView] = []
-    outputs: list[_DatasetView] = []
-
-
-_VIEW = msgspec.json.Decoder(_RunEventView)
+# would; a facets object is a dict of its facets' slices, which the canonical encoder's
+# sorted keys put back in their order), not as the decoded objects: the garbage
+# collector has almost nothing to walk while a batch waits for its commit, and nothing
+# is encoded twice.
 
 
 class PreparedIO(msgspec.Struct, frozen=True, gc=False):
@@ -235,13 +236,46 @@ def _deleted(facets: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
+def _prepared_io(
+    role: str, ds: dict[str, Any], cut: InputView | OutputView | None, run_id: str, event_time: str
+) -> PreparedIO:
+    """One input or output of a RunEvent; ``cut`` its view (canonical facets), if there is one."""
+    ns, name = ds["namespace"], ds["name"]
+    facets = _dict(ds.get("facets"))
+    if role == "input":
+        key, stats_key = "inputFacets", "inputStatistics"
+        io_facets = _dict(ds.get(key))
+        io_value: Any = cut.inputFacets if isinstance(cut, InputView) else io_facets
+    else:
+        key, stats_key = "outputFacets", "outputStatistics"
+        io_facets = _dict(ds.get(key))
+        io_value = cut.outputFacets if isinstance(cut, OutputView) else io_facets
+    art_id, versioned = artifact_id_for(
+        ns, name, facets, run_id=run_id, role=role, event_time=event_time
+    )
+    stats = io_facets.get(stats_key)
+    return PreparedIO(
+        role=role,
+        namespace=ns,
+        name=name,
+        artifact=art_id,
+        versioned=versioned,
+        rows=_stat(stats, "rowCount") if stats is not None else None,
+        size=_stat(stats, "size") if stats is not None else None,
+        schema=_schema(facets) if "schema" in facets else None,
+        facets=cut.facets if cut is not None else facets,
+        io_key=key,
+        io_facets=io_value,
+    )
+
+
 def _aliases(obj: dict[str, Any], kind: str) -> tuple[tuple[str, str, Any], ...]:
     found = []
     datasets = (
         [obj["dataset"]] if kind == "dataset" else [*obj.get("inputs", []), *obj.get("outputs", [])]
     )
     for ds in datasets:
-        links = _dict(_dict(ds.get("facets")).get("symlinks")).get("identifiers")
+        links = _at(ds, "facets", "symlinks", "identifiers")
         if not isinstance(links, list) or not links:
             continue
         target = f"dataset:{ds['namespace']}:{ds['name']}"
@@ -250,17 +284,39 @@ def _aliases(obj: dict[str, Any], kind: str) -> tuple[tuple[str, str, Any], ...]
     return tuple(found)
 
 
-def prepare(obj: Any, *, validated: bool = False, raw: bool = True) -> PreparedEvent:
+def prepare(
+    obj: Any, *, validated: bool = False, raw: bool = True, decoded: bool = False
+) -> PreparedEvent:
     """Validate one OpenLineage event and work out all of its mapping that needs no run state.
 
     Raises :class:`InvalidOpenLineageEvent` (with ``pointer``) for an invalid event;
     ``validated`` skips the check for an event :func:`validate_openlineage` has just
     passed. With ``raw`` (the default) the JSON values it keeps are canonical
     ``msgspec.Raw`` bytes; without, the event's own objects.
+
+    ``decoded`` says ``obj`` was just decoded from JSON, so holds nothing but dicts,
+    lists, strings, numbers, booleans and nulls, exactly what its canonical bytes say:
+    a RunEvent is then judged by typed decodes of those bytes (:func:`run_event_view`),
+    which the mapping reads too, and walked by the validator only when they cannot
+    confirm it. (Other objects encode as JSON they are not: a tuple as an array.)
     """
-    if not validated:
-        validate_openlineage(obj)
-    canonical = canonical_bytes(obj)
+    view: RunEventView | None = None
+    if (
+        decoded
+        and raw
+        and not validated
+        and isinstance(obj, dict)
+        and "run" in obj
+        and "job" in obj
+    ):
+        canonical = canonical_bytes(obj)
+        view = run_event_view(canonical)
+        if view is None:
+            validate_openlineage(obj)  # the verdict, and where an invalid event goes wrong
+    else:
+        if not validated:
+            validate_openlineage(obj)
+        canonical = canonical_bytes(obj)
     digest = hashlib.sha256(canonical).hexdigest()
     ts = _ts(obj["eventTime"])
     kind = event_kind(obj)
@@ -289,52 +345,32 @@ def prepare(obj: Any, *, validated: bool = False, raw: bool = True) -> PreparedE
             event=msgspec.Raw(canonical) if raw else obj,
             aliases=_aliases(obj, kind),
         )
-    view: _RunEventView | None = None
-    if raw:
-        try:
-            view = _VIEW.decode(canonical)
-        except msgspec.ValidationError:  # not a valid event after all: keep the objects
-            raw = False
+    if raw and view is None:
+        view = run_event_view(canonical, judge=False)
+        raw = view is not None  # None: not a valid event after all; keep the objects
     run, job_obj = obj["run"], obj["job"]
     run_id = run["runId"].lower()
     run_facets = _dict(run.get("facets"))
     job_facets = _dict(job_obj.get("facets"))
-    parent = _dict(_dict(run_facets.get("parent")).get("run")).get("runId")
-    ios: list[PreparedIO] = []
+    parent = _at(run_facets, "parent", "run", "runId")
     event_time = obj["eventTime"]
-    for role, key, items, views in (
-        ("input", "inputFacets", obj.get("inputs", []), view.inputs if view else None),
-        ("output", "outputFacets", obj.get("outputs", []), view.outputs if view else None),
-    ):
-        stats_key = "inputStatistics" if role == "input" else "outputStatistics"
-        for i, ds in enumerate(items):
-            ns, name = ds["namespace"], ds["name"]
-            facets = _dict(ds.get("facets"))
-            io_facets = _dict(ds.get(key))
-            art_id, versioned = artifact_id_for(
-                ns, name, facets, run_id=run_id, role=role, event_time=event_time
-            )
-            if views is not None:
-                cut = views[i]
-                facets_value: Any = cut.facets
-                io_value: Any = cut.inputFacets if role == "input" else cut.outputFacets
-            else:
-                facets_value, io_value = facets, io_facets
-            ios.append(
-                PreparedIO(
-                    role=role,
-                    namespace=ns,
-                    name=name,
-                    artifact=art_id,
-                    versioned=versioned,
-                    rows=_stat(io_facets, stats_key, "rowCount"),
-                    size=_stat(io_facets, stats_key, "size"),
-                    schema=_schema(facets),
-                    facets=facets_value,
-                    io_key=key,
-                    io_facets=io_value,
-                )
-            )
+    inputs, outputs = obj.get("inputs", ()), obj.get("outputs", ())
+    if view is not None:
+        ios = [
+            *(
+                _prepared_io("input", ds, cut, run_id, event_time)
+                for ds, cut in zip(inputs, view.inputs, strict=True)
+            ),
+            *(
+                _prepared_io("output", ds, cut, run_id, event_time)
+                for ds, cut in zip(outputs, view.outputs, strict=True)
+            ),
+        ]
+    else:
+        ios = [
+            *(_prepared_io("input", ds, None, run_id, event_time) for ds in inputs),
+            *(_prepared_io("output", ds, None, run_id, event_time) for ds in outputs),
+        ]
     if view is not None:
         # Copies: run states outlive the event (a server caches them), its bytes need not.
         kept_run: dict[str, Any] = {k: v.copy() for k, v in view.run.facets.items()}
@@ -354,9 +390,12 @@ def prepare(obj: Any, *, validated: bool = False, raw: bool = True) -> PreparedE
         parent=parent.lower() if isinstance(parent, str) else None,
         run_facets=kept_run,
         job_facets=kept_job,
-        deleted=(_deleted(run_facets), _deleted(job_facets)),
+        # Canonical JSON spells a key one way: without it in the bytes, no facet has it.
+        deleted=(_deleted(run_facets), _deleted(job_facets))
+        if b'"_deleted"' in canonical
+        else ((), ()),
         ios=tuple(ios),
-        aliases=_aliases(obj, kind),
+        aliases=_aliases(obj, kind) if b'"symlinks"' in canonical else (),
     )
 
 

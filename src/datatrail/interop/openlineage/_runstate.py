@@ -87,6 +87,9 @@ def merge_facets(
     Facets may be decoded or canonical ``msgspec.Raw`` bytes; ``deleted`` names the
     deleting ones when the caller knows them already.
     """
+    if deleted is not None and not deleted:  # the usual case: each facet replaces its namesake
+        into.update(_dict(facets))
+        return
     gone = set(deleted) if deleted is not None else None
     for key, facet in _dict(facets).items():
         if (key in gone) if gone is not None else _is_deleted(facet):
