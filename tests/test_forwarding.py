@@ -72,6 +72,7 @@ def test_only_allowlisted_environment_variables_are_recorded_and_exported(
     from datatrail.store import SQLiteStore
 
     monkeypatch.setattr(_state, "_ALLOWLIST", None)
+    monkeypatch.setattr(_state, "_ENV_FACET", None)  # restored after: no facet leaks out
     monkeypatch.setenv("DATATRAIL_ENV_ALLOWLIST", "DT_TEST_BUILD, DT_TEST_UNSET")
     monkeypatch.setenv("DT_TEST_BUILD", "build-42")
     monkeypatch.setenv("DT_TEST_SECRET", "hunter2")
