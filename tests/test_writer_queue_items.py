@@ -174,6 +174,19 @@ def _star(a: int, *rest: Any) -> None:
     return None
 
 
+def _tracked(fn: Any, redact: tuple[str, ...] = ()) -> _Tracked:
+    return _Tracked(
+        fn,
+        name=None,
+        namespace=None,
+        inputs=None,
+        params=None,
+        level=None,
+        redact=redact,
+        outputs=True,
+    )
+
+
 @pytest.mark.parametrize(
     ("fn", "args"),
     [
@@ -186,16 +199,7 @@ def _star(a: int, *rest: Any) -> None:
 def test_positional_scalars_bind_as_general_binding_and_redaction_would(
     fn: Any, args: tuple[Any, ...]
 ) -> None:
-    t = _Tracked(
-        fn,
-        name=None,
-        namespace=None,
-        inputs=None,
-        params=None,
-        level=None,
-        redact=("b",),
-        outputs=True,
-    )
+    t = _tracked(fn, redact=("b",))
     assert t.plain
     assert t.plain_params(args) == redact_params(t.binder.bind(args, {}), t.redact)
     assert list(t.plain_params(args)) == list(redact_params(t.binder.bind(args, {}), t.redact))
@@ -205,16 +209,7 @@ def test_positional_scalars_bind_as_general_binding_and_redaction_would(
 def test_signatures_with_self_defaults_or_star_args_are_not_bound_by_position_alone(
     fn: Any,
 ) -> None:
-    t = _Tracked(
-        fn,
-        name=None,
-        namespace=None,
-        inputs=None,
-        params=None,
-        level=None,
-        redact=(),
-        outputs=True,
-    )
+    t = _tracked(fn)
     assert not t.plain
 
 

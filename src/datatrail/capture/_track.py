@@ -478,13 +478,22 @@ class RunHandle:
             notify_io([self._output_context(name, value, art, ds, role=role)])
 
 
+_Item = Deferred | tuple[Callable[..., Iterable[Event]], tuple[Any, ...]]
+
+
 def _submit(builder: Callable[..., Iterable[Event]], args: tuple[Any, ...]) -> None:
-    _submit_item((builder, args))
+    _submit_item(lambda: (builder, args))
 
 
-def _submit_item(item: Deferred | tuple[Callable[..., Iterable[Event]], tuple[Any, ...]]) -> None:
+def _submit_item(make: Callable[[], _Item]) -> None:
+    """Enqueue the item ``make`` returns, called once the writer has started.
+
+    Starting the writer installs the run facet providers, so an item that collects
+    run facets sees them on a process's first run too.
+    """
     try:
-        get_writer().submit(item)
+        writer = get_writer()
+        writer.submit(make())
     except DatatrailError:
         raise
     except Exception:
@@ -552,27 +561,20 @@ class run:  # noqa: N801 - a context manager used like a function, as contextlib
                 k: (_snapshot(v) if type(v) not in SCALARS else v) for k, v in self.params.items()
             }
             plain = {k: (v.value if isinstance(v, _Snapshot) else v) for k, v in params.items()}
-            try:
-                writer = get_writer()  # first: starting it installs the facet providers
-                writer.submit(
-                    _BlockStart(
-                        handle.run_id,
-                        handle.job,
-                        handle.parent_run_id,
-                        time.time_ns(),
-                        level,
-                        self._site,
-                        plain,
-                        frozenset(self.redact),
-                        collect_run_facets(),
-                    )
+            ts_ns, redact = time.time_ns(), frozenset(self.redact)
+            _submit_item(
+                lambda: _BlockStart(
+                    handle.run_id,
+                    handle.job,
+                    handle.parent_run_id,
+                    ts_ns,
+                    level,
+                    self._site,
+                    plain,
+                    redact,
+                    collect_run_facets(),
                 )
-            except DatatrailError:
-                raise
-            except Exception:
-                log.exception(
-                    "datatrail: could not enqueue an event; the user's code was not affected"
-                )
+            )
         token = _current.set(handle)
         self._stack.append((handle, token))
         return handle
@@ -582,9 +584,8 @@ class run:  # noqa: N801 - a context manager used like a function, as contextlib
         _current.reset(token)
         handle._finished = True
         if handle._recording:
-            _submit_item(
-                _End(handle.run_id, time.time_ns(), _error_info(exc) if exc is not None else None)
-            )
+            end = _End(handle.run_id, time.time_ns(), _error_info(exc) if exc is not None else None)
+            _submit_item(lambda: end)
 
     async def __aenter__(self) -> RunHandle:
         return self.__enter__()
