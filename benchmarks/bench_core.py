@@ -199,7 +199,7 @@ def _synthetic_graph(path: Path, runs: int, lanes: int, seed: int = 7) -> list[s
     con.execute("PRAGMA synchronous = OFF")
     per_lane = runs // lanes
     ts = "2026-11-20T00:00:00.000000Z"
-    run_rows, edge_rows, art_rows = [], [], []
+    run_rows, io_rows, art_rows = [], [], []
     idx = 0
     last = []
     for lane in range(lanes):
@@ -214,32 +214,34 @@ def _synthetic_graph(path: Path, runs: int, lanes: int, seed: int = 7) -> list[s
             if rng.random() < 0.05:
                 inputs.append(last[rng.randrange(lanes)])
             for a in inputs:
-                edge_rows.append((idx, "a:" + a, "r:" + run_id, ts))
+                io_rows.append((idx, run_id, "input", a, ts))
                 idx += 1
-            edge_rows.append((idx, "r:" + run_id, "a:" + out, ts))
+            io_rows.append((idx, run_id, "output", out, ts))
             idx += 1
             art_rows.append((out, "bytes", ts))
             last[lane] = out
-        if len(edge_rows) > 200_000:
-            _flush_rows(con, run_rows, edge_rows, art_rows)
-    _flush_rows(con, run_rows, edge_rows, art_rows)
+        if len(io_rows) > 200_000:
+            _flush_rows(con, run_rows, io_rows, art_rows)
+    _flush_rows(con, run_rows, io_rows, art_rows)
     con.commit()
     con.close()
     return last
 
 
-def _flush_rows(con, run_rows, edge_rows, art_rows) -> None:
+def _flush_rows(con, run_rows, io_rows, art_rows) -> None:
     con.executemany(
         "INSERT INTO runs (run_id, job_namespace, job_name, status, started_at) VALUES (?, ?, ?, ?, ?)",
         run_rows,
     )
-    con.executemany("INSERT INTO edges (idx, src, dst, ts) VALUES (?, ?, ?, ?)", edge_rows)
+    con.executemany(
+        "INSERT INTO run_io (idx, run_id, role, artifact_id, ts) VALUES (?, ?, ?, ?, ?)", io_rows
+    )
     con.executemany(
         "INSERT INTO artifacts (artifact_id, kind, first_idx, first_ts) VALUES (?, ?, 0, ?)",
         art_rows,
     )
     run_rows.clear()
-    edge_rows.clear()
+    io_rows.clear()
     art_rows.clear()
 
 

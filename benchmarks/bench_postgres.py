@@ -212,7 +212,7 @@ def _ingest(quick: bool) -> list[Result]:
 # The projection columns bench_core's synthetic graph fills, with their COPY types.
 _GRAPH_TABLES = (
     ("runs", "run_id, job_namespace, job_name, status, started_at", ("text",) * 5),
-    ("edges", "idx, src, dst, ts", ("int8", "text", "text", "text")),
+    ("run_io", "idx, run_id, role, artifact_id, ts", ("int8", "text", "text", "text", "text")),
     ("artifacts", "artifact_id, kind, first_idx, first_ts", ("text", "text", "int8", "text")),
 )
 

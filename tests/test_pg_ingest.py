@@ -152,16 +152,16 @@ def test_a_write_refused_mid_batch_leaves_nothing_and_the_store_keeps_working(
     before = (store.size(), store.root(), projections(store))
     _pg.admin_execute(
         "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'no edges today'; END $$; "
-        "CREATE TRIGGER refuse BEFORE INSERT ON edges FOR EACH ROW EXECUTE FUNCTION refuse()",
+        "$$ BEGIN RAISE EXCEPTION 'no io rows today'; END $$; "
+        "CREATE TRIGGER refuse BEFORE INSERT ON run_io FOR EACH ROW EXECUTE FUNCTION refuse()",
         schema=store.schema,
     )
 
-    with pytest.raises(StoreError, match="no edges today"):
+    with pytest.raises(StoreError, match="no io rows today"):
         store.append(workload(2))
 
     assert (store.size(), store.root(), projections(store)) == before
-    _pg.admin_execute("DROP TRIGGER refuse ON edges", schema=store.schema)
+    _pg.admin_execute("DROP TRIGGER refuse ON run_io", schema=store.schema)
     store.append(workload(2))
     _consistent(store)
 
@@ -214,12 +214,16 @@ def test_an_error_raised_while_writes_are_in_flight_rolls_the_batch_back(
 
 
 def test_rows_handed_to_a_write_may_be_reused_by_the_caller(store: PostgresStore) -> None:
-    rows: list[tuple[Any, ...]] = [(0, "j:a", "j:b", _TS)]
+    rows: list[tuple[Any, ...]] = [(0, "t", "s", _TS, "{}", None)]
     with store._begin() as tx:
-        store._executemany(tx, "INSERT INTO edges (idx, src, dst, ts) VALUES (?, ?, ?, ?)", rows)
+        store._executemany(
+            tx,
+            "INSERT INTO records (idx, topic, subject, ts, data, actor) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         rows.clear()
 
-    assert store.table_rows("edges") == [(0, "j:a", "j:b", _TS)]
+    assert store.table_rows("records") == [(0, "t", "s", _TS, "{}", None)]
 
 
 def test_closing_the_store_stops_its_writer_thread(store: PostgresStore) -> None:
@@ -290,11 +294,11 @@ def test_batches_of_every_size_store_the_contract_rows(store: PostgresStore) -> 
 def test_content_hash_lookups_use_hash_indexes(store: PostgresStore) -> None:
     rows = store.query(
         "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = ? "
-        "AND indexname IN ('edges_src', 'edges_dst', 'run_io_artifact')",
+        "AND indexname = 'run_io_artifact'",
         (store.schema,),
     )
 
-    assert len(rows) == 3
+    assert len(rows) == 1
     assert all("USING hash" in definition for _, definition in rows)
 
 

@@ -1,8 +1,8 @@
-"""Lineage walks on PostgreSQL probe the edge indexes node by node, whatever the statistics say.
+"""Lineage walks on PostgreSQL probe the run_io indexes node by node, whatever the statistics say.
 
 A store loaded in bulk (``datatrail migrate``, a large ingest) has no planner
 statistics until autovacuum analyses it; a walk must not fall back to reading
-the whole edge table then. These tests read the plans the server chooses.
+the whole io table then. These tests read the plans the server chooses.
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ def _artifact(i: int) -> str:
 
 @pytest.fixture
 def unanalysed_store() -> Iterator[PostgresStore]:
-    """A store whose edge table holds a long chain written behind its back and never analysed."""
+    """A store whose io table holds a long chain written behind its back and never analysed."""
     url = _pg.require_postgres()
     with _pg.fresh_schema("plan") as schema:
         store = PostgresStore(url, create=True, schema=schema)
         try:
             _pg.admin_execute(
-                "INSERT INTO edges (idx, src, dst, ts) "
-                "SELECT 2 * i, 'a:blake3:' || lpad(to_hex(i), 64, '0'), 'r:run-' || i, "
+                "INSERT INTO run_io (idx, run_id, role, artifact_id, ts) "
+                "SELECT 2 * i, 'run-' || i, 'input', 'blake3:' || lpad(to_hex(i), 64, '0'), "
                 f"'{_TS}' FROM generate_series(0, {_CHAIN - 1}) i "
-                "UNION ALL SELECT 2 * i + 1, 'r:run-' || i, "
-                f"'a:blake3:' || lpad(to_hex(i + 1), 64, '0'), '{_TS}' "
+                "UNION ALL SELECT 2 * i + 1, 'run-' || i, 'output', "
+                f"'blake3:' || lpad(to_hex(i + 1), 64, '0'), '{_TS}' "
                 f"FROM generate_series(0, {_CHAIN - 1}) i",
                 schema=schema,
             )
@@ -69,13 +69,16 @@ def _walk_plan(store: PostgresStore, monkeypatch: pytest.MonkeyPatch, **options:
     return "\n".join(str(r[0]) for r in store.query("EXPLAIN " + sql, params))
 
 
-def test_a_walk_on_an_unanalysed_store_never_scans_the_whole_edge_table(
+def test_a_walk_on_an_unanalysed_store_never_scans_the_whole_io_table(
     unanalysed_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plan = _walk_plan(unanalysed_store, monkeypatch, depth=20)
 
-    assert "Seq Scan on edges" not in plan
-    assert "edges_dst" in plan  # every step probes the index on the edge's target
+    assert "Seq Scan on run_io" not in plan
+    # Every step probes an index: artifacts by content hash (the runs that wrote them),
+    # runs by id (what they read).
+    assert "run_io_artifact" in plan
+    assert "run_io_run" in plan
 
 
 def test_a_walk_on_postgresql_is_never_jit_compiled(

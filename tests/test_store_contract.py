@@ -637,3 +637,74 @@ def test_two_handles_appending_in_turn_keep_one_checkpoint_chain(
     finally:
         first.close()
         second.close()
+
+
+# -- schema 3: the artifact graph is read from run_io -------------------------------------------
+
+# How schema 2 derived its edges table: one edge per io event, input artifact -> run -> output.
+_SCHEMA2_EDGES = (
+    "INSERT INTO edges (idx, src, dst, ts) SELECT idx, "
+    "CASE role WHEN 'input' THEN 'a:' || artifact_id ELSE 'r:' || run_id END, "
+    "CASE role WHEN 'input' THEN 'r:' || run_id ELSE 'a:' || artifact_id END, ts FROM run_io"
+)
+
+
+def _closure(edges: Sequence[tuple[Any, ...]], start: str, side: int, depth: int) -> set[str]:
+    """The nodes within ``depth`` edges of ``start``, walking into ``side`` (0: src, 1: dst)."""
+    found, frontier = {start}, {start}
+    for _ in range(depth):
+        frontier = {e[side] for e in edges if e[1 - side] in frontier} - found
+        found |= frontier
+    return found
+
+
+def test_a_schema_2_store_opens_as_schema_3_and_walks_the_graph_its_edges_held(
+    backend: Backend, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datatrail.audit import verify
+    from datatrail.lineage import Trail
+    from datatrail.store import _postgres, _schema, _sqlite, artifact_edges
+
+    schema2 = _schema.MIGRATIONS[:2]
+    for module in (_sqlite, _postgres):
+        monkeypatch.setattr(module, "MIGRATIONS", schema2)
+    old = backend.open(create=True, signer=signer)
+    try:
+        for batch in chunks(workload(16), [5, 9]):
+            old.append(batch)
+    finally:
+        old.close()
+    backend.execute("main", _SCHEMA2_EDGES)
+    old = backend.open(signer=signer)
+    try:
+        edges = [(str(s), str(d)) for _, s, d, _ in old.table_rows("edges")]
+        assert old.schema_version() == 2
+    finally:
+        old.close()
+    monkeypatch.undo()
+
+    store = backend.open(signer=signer)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert "edges" not in store.tables()
+        nodes = sorted({n for edge in edges for n in edge})
+        some = set(nodes[::3])
+        for side, end in (("src", 0), ("dst", 1)):
+            expected = sorted(e for e in edges if e[end] in some)
+            assert expected and sorted(artifact_edges(store, sorted(some), side)) == expected
+        trail = Trail(store=store)
+        walked = 0
+        for node in nodes:
+            node_id = ("artifact:" if node.startswith("a:") else "run:") + node[2:]
+            for direction, into in (("upstream", 0), ("downstream", 1)):
+                graph = trail.lineage(node_id, direction=direction, depth=4)
+                keys = {
+                    ("a:" if n.id.startswith("artifact:") else "r:") + n.id.split(":", 1)[1]
+                    for n in graph.nodes
+                }
+                assert keys == _closure(edges, node, into, 4), (node, direction)
+                walked += len(keys) > 1
+        assert walked > len(nodes)  # most nodes have neighbours both ways
+        assert verify(store, verifier=signer.verifier).ok
+    finally:
+        store.close()

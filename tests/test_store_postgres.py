@@ -359,7 +359,9 @@ def _lineage_of_every_output(url: str, schema: str, signer: Signer) -> dict[str,
 
     store = PostgresStore(url, signer=signer, schema=schema)
     try:
-        outputs = [r[0] for r in store.query("SELECT src FROM edges WHERE src LIKE 'r:%'")]
+        outputs = [
+            "r:" + r[0] for r in store.query("SELECT run_id FROM run_io WHERE role = 'output'")
+        ]
         trail = Trail(store=store)
         walks = {
             run: sorted(n.id for n in trail.downstream("run:" + run[2:], depth=5).nodes)

@@ -29,6 +29,7 @@ from datatrail.ledger import (
 )
 from datatrail.model import RunFinished, now_ts, uuid7
 from datatrail.store import SQLiteStore, init_home
+from datatrail.store._schema import MIGRATIONS
 from datatrail.store._copy import copy_trail
 
 runner = CliRunner()
@@ -225,7 +226,7 @@ def test_every_note_binds_its_time_its_predecessor_and_the_schema_steps(home: Pa
         assert binding is not None
         assert binding.time == row.ts
         assert (binding.prev_size, binding.prev_root) == previous
-        assert binding.migrations == len(steps) == 2
+        assert binding.migrations == len(steps) == len(MIGRATIONS)
         assert binding.migrations_digest == migrations_digest(steps)
         previous = (row.size, row.root)
 
@@ -237,7 +238,7 @@ def test_a_legacy_trail_verifies_and_reports_what_it_does_not_bind(home: Path) -
     assert {u.kind for u in report.unbound} == {"legacy_checkpoints", "migrations_not_signed"}
     assert {u.kind: u.count for u in report.unbound} == {
         "legacy_checkpoints": len(legacy),
-        "migrations_not_signed": 2,
+        "migrations_not_signed": len(MIGRATIONS),
     }
     assert set(UNBOUND_KINDS) >= {u.kind for u in report.unbound}
     code, out, _ = _invoke("verify", "--trail", str(home))

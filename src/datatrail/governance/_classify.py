@@ -19,7 +19,7 @@ from datatrail.errors import NodeNotFound, PolicyError, UsageError
 from datatrail.governance._document import Policy
 from datatrail.governance._versions import active_policy
 from datatrail.model import Actor, Record, from_json, now_ts, parse_node_id, uuid7
-from datatrail.store import Store
+from datatrail.store import Store, artifact_edges
 
 __all__ = ["classifications_of", "classify", "dataset_labels", "store_of"]
 
@@ -103,9 +103,7 @@ class _Graph:
             elif kind == "run":
                 keys.append("r:" + rest)
         for chunk in _chunks(keys):
-            for src, dst in self.store.query(
-                f"SELECT DISTINCT src, dst FROM edges WHERE dst IN ({_marks(len(chunk))})", chunk
-            ):
+            for src, dst in sorted(set(artifact_edges(self.store, chunk, "dst"))):
                 child = ("artifact:" if dst.startswith("a:") else "run:") + dst[2:]
                 parent = ("artifact:" if src.startswith("a:") else "run:") + src[2:]
                 out.setdefault(child, []).append(parent)

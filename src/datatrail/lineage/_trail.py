@@ -1,16 +1,17 @@
 """``Trail``: read a trail — runs, artifacts, datasets, lineage graphs, explanations.
 
-Graph walks are recursive SQL in the store over two projections: ``edges``
-(artifact-level: input artifact → run → output artifact, one row per io
-event) and ``dataset_edges`` (dataset → job → dataset). The walk carries its
-depth and stops at the limit, and ``UNION`` drops repeated (node, depth)
-pairs, so cyclic graphs (a job that reads and writes one table) terminate.
+Graph walks are recursive SQL in the store over two projections: ``run_io``
+(artifact-level: input artifact → run → output artifact, one edge per io
+event; see ``datatrail.store._graph``) and ``dataset_edges`` (dataset → job →
+dataset). The walk carries its depth and stops at the limit, and ``UNION``
+drops repeated (node, depth) pairs, so cyclic graphs (a job that reads and
+writes one table) terminate.
 
 A walk touches a few dozen rows of tables that hold millions, so every step
 must be an index probe per node. SQLite plans it so. PostgreSQL, when its
 statistics are missing or stale (a freshly loaded or migrated store, before
 autovacuum has analysed it), may hash-join a node list against the whole
-edge table instead, hundreds of times slower; on PostgreSQL each probe is a
+table instead, hundreds of times slower; on PostgreSQL each probe is a
 ``LATERAL`` subquery behind ``OFFSET 0``, which it must run per node.
 """
 
@@ -35,6 +36,7 @@ from datatrail.lineage._records import (
 )
 from datatrail.model import NodeId, from_json, parse_node_id, parse_ts
 from datatrail.store import Home, PostgresStore, Store, find_home, open_store
+from datatrail.store._graph import Side, artifact_walk
 
 __all__ = ["DEFAULT_DEPTH", "Trail"]
 
@@ -44,18 +46,19 @@ _MAX_DEPTH = 1000
 _FOREVER = "9999-12-31T23:59:59.999999Z"
 _CHUNK = 500
 
-# The walk, then one result of tagged rows: its nodes (each at its nearest depth) and the
-# edges leaving the nodes it expanded. Parameters: start node, depth limit, cutoff twice.
+# The dataset-level walk (the artifact-level one is datatrail.store._graph's), then one result
+# of tagged rows: its nodes (each at its nearest depth) and the edges leaving the nodes it
+# expanded. Parameters: start node, depth limit, cutoff twice.
 _WALK = """
 WITH RECURSIVE walk(node, depth) AS (
     SELECT ?, 0
     UNION
-    SELECT e.{next}, w.depth + 1 FROM walk w JOIN {table} e ON e.{here} = w.node
-    WHERE w.depth < ? AND e.{ts} <= ?
+    SELECT e.{next}, w.depth + 1 FROM walk w JOIN dataset_edges e ON e.{here} = w.node
+    WHERE w.depth < ? AND e.first_ts <= ?
 ), found(node, depth) AS (SELECT node, MIN(depth) FROM walk GROUP BY node)
 SELECT 'n', node, CAST(depth AS TEXT) FROM found UNION ALL
-SELECT DISTINCT 'e', e.src, e.dst FROM {table} e JOIN found w ON e.{here} = w.node
-WHERE w.depth < ? AND e.{ts} <= ?
+SELECT DISTINCT 'e', e.src, e.dst FROM dataset_edges e JOIN found w ON e.{here} = w.node
+WHERE w.depth < ? AND e.first_ts <= ?
 """
 
 # The same on PostgreSQL, each step an index probe per node (see the module docstring).
@@ -65,12 +68,12 @@ WITH RECURSIVE walk(node, depth) AS (
     SELECT CAST(? AS TEXT){collate}, 0
     UNION
     SELECT x.node, w.depth + 1 FROM walk w CROSS JOIN LATERAL (
-        SELECT e.{next} AS node FROM {table} e WHERE e.{here} = w.node AND e.{ts} <= ? OFFSET 0
+        SELECT e.{next} AS node FROM dataset_edges e WHERE e.{here} = w.node AND e.first_ts <= ? OFFSET 0
     ) x WHERE w.depth < ?
 ), found(node, depth) AS (SELECT node, MIN(depth) FROM walk GROUP BY node)
 SELECT 'n', node, CAST(depth AS TEXT) FROM found UNION ALL
 SELECT DISTINCT 'e', x.src, x.dst FROM found w CROSS JOIN LATERAL (
-    SELECT e.src, e.dst FROM {table} e WHERE e.{here} = w.node AND e.{ts} <= ? OFFSET 0
+    SELECT e.src, e.dst FROM dataset_edges e WHERE e.{here} = w.node AND e.first_ts <= ? OFFSET 0
 ) x WHERE w.depth < ?
 """
 
@@ -449,17 +452,20 @@ class Trail:
             raise UsageError(f"depth must be between 0 and {_MAX_DEPTH}, not {limit}")
         parsed = self.resolve(node)
         cutoff = parse_ts(as_of) if as_of else _FOREVER
-        coarse = parsed.kind in ("dataset", "job")
-        table, ts = ("dataset_edges", "first_ts") if coarse else ("edges", "ts")
-        here, nxt = ("dst", "src") if direction == "upstream" else ("src", "dst")
+        here: Side = "dst" if direction == "upstream" else "src"
+        nxt = "src" if here == "dst" else "dst"
         start = _key(parsed)
-        if self._postgres:
-            assert isinstance(self.store, PostgresStore)
-            collate = self.store.key_collation
-            sql = _WALK_PG.format(table=table, ts=ts, here=here, next=nxt, collate=collate)
-            params: tuple[Any, ...] = (start, cutoff, limit, cutoff, limit)
+        params: tuple[Any, ...]
+        collate = self.store.key_collation if isinstance(self.store, PostgresStore) else ""
+        if parsed.kind not in ("dataset", "job"):
+            sql, params = artifact_walk(
+                start, here, limit, cutoff, postgres=self._postgres, collate=collate
+            )
+        elif self._postgres:
+            sql = _WALK_PG.format(here=here, next=nxt, collate=collate)
+            params = (start, cutoff, limit, cutoff, limit)
         else:
-            sql = _WALK.format(table=table, ts=ts, here=here, next=nxt)
+            sql = _WALK.format(here=here, next=nxt)
             params = (start, limit, cutoff, limit, cutoff)
         rows = self.store.query(sql, params)
         depths = {str(a): int(b) for tag, a, b in rows if tag == "n"}

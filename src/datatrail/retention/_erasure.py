@@ -38,7 +38,7 @@ from datatrail.retention._common import (
 from datatrail.retention._facts import load_facts, purge_receipts
 from datatrail.retention._plan import Disposition, plan
 from datatrail.retention._policy import load_context
-from datatrail.store import Store
+from datatrail.store import Store, artifact_edges
 
 __all__ = [
     "CERTIFICATE_FORMAT",
@@ -168,8 +168,7 @@ def _walk(
         nxt: list[str] = []
         for i in range(0, len(frontier), _CHUNK):
             chunk = frontier[i : i + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            edges = store.query(f"SELECT src, dst FROM edges WHERE src IN ({marks})", chunk)
+            edges = artifact_edges(store, chunk, "src")
             runs = sorted({str(d)[2:] for _, d in edges if str(d).startswith("r:")})
             jobs: dict[str, tuple[str, str]] = {}
             if stop and runs:

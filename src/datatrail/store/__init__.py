@@ -6,6 +6,7 @@
 
 from datatrail.store._base import AppendResult, Progress, Store, StoredCheckpoint, StoredEvent
 from datatrail.store._engine import derive_in_memory
+from datatrail.store._graph import artifact_edges
 from datatrail.store._home import HOME_DIRNAME, Home, find_home, init_home, open_store
 from datatrail.store._postgres import PostgresStore
 from datatrail.store._schema import LOG_TABLES, PROJECTION_TABLES, SCHEMA_VERSION
@@ -24,6 +25,7 @@ __all__ = [
     "Store",
     "StoredCheckpoint",
     "StoredEvent",
+    "artifact_edges",
     "derive_in_memory",
     "find_home",
     "init_home",

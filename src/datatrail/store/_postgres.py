@@ -8,7 +8,7 @@ one gap-free log with one consistent tree. Reads never take that lock.
 
 Writes keep the portable SQL of the engine and the projections as the
 definition of what happens, and only change how it travels: rows that cannot
-conflict (log entries, tree nodes, run_io, edges) go by binary ``COPY``, and
+conflict (log entries, tree nodes, run_io, records) go by binary ``COPY``, and
 each projection upsert becomes one ``INSERT ... SELECT`` over arrays applied
 in row order. A statement not recognised exactly takes ``executemany``.
 
@@ -113,14 +113,12 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-# Indexes that only ever answer "which rows have this content hash / node id": lineage
-# walks, artifact lookups and the projections' hand-off join all ask by equality. Their
-# keys are random (content hashes), so a B-tree takes every insert at a random leaf and,
-# once it outgrows shared_buffers, a read and a write per insert; a hash index keeps a
-# 4-byte code per row, a quarter of the size or less, and stays in memory far longer.
+# Indexes that only ever answer "which rows have this content hash": lineage walks,
+# artifact lookups and the projections' hand-off join all ask by equality. Their keys are
+# random (content hashes), so a B-tree takes every insert at a random leaf and, once it
+# outgrows shared_buffers, a read and a write per insert; a hash index keeps a 4-byte code
+# per row, a quarter of the size or less, and stays in memory far longer.
 _PG_INDEXES = {
-    "CREATE INDEX edges_src ON edges (src, dst)": "CREATE INDEX edges_src ON edges USING hash (src)",
-    "CREATE INDEX edges_dst ON edges (dst, src)": "CREATE INDEX edges_dst ON edges USING hash (dst)",
     "CREATE INDEX run_io_artifact ON run_io (artifact_id, role)": (
         "CREATE INDEX run_io_artifact ON run_io USING hash (artifact_id)"
     ),
@@ -273,7 +271,7 @@ _BULK: dict[str, _Copy | _SetInsert] = {
         "COPY tree_nodes (level, idx, hash) FROM STDIN (FORMAT BINARY)",
         ("int4", "int8", "bytea"),
     ),
-    # run_io and edges are keyed by the new entries' own indexes: they cannot conflict.
+    # run_io is keyed by the new entries' own indexes: it cannot conflict.
     "INSERT INTO run_io (idx, run_id, role, artifact_id, dataset_namespace, dataset_name, label, ts, "
     "job_namespace, job_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)": _Copy(
         "COPY run_io (idx, run_id, role, artifact_id, dataset_namespace, dataset_name, label, ts, "
@@ -283,10 +281,6 @@ _BULK: dict[str, _Copy | _SetInsert] = {
     "INSERT INTO records (idx, topic, subject, ts, data, actor) VALUES (?, ?, ?, ?, ?, ?)": _Copy(
         "COPY records (idx, topic, subject, ts, data, actor) FROM STDIN (FORMAT BINARY)",
         ("int8", "text", "text", "text", "text", "text"),
-    ),
-    "INSERT INTO edges (idx, src, dst, ts) VALUES (?, ?, ?, ?)": _Copy(
-        "COPY edges (idx, src, dst, ts) FROM STDIN (FORMAT BINARY)",
-        ("int8", "text", "text", "text"),
     ),
     "INSERT INTO jobs (namespace, name, first_idx, first_ts) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (namespace, name) DO NOTHING": _set_insert(
@@ -526,7 +520,7 @@ class PostgresStore(LogEngine):
             stride = tree_stride(meta)
             collation = self.query(
                 "SELECT collation_name FROM information_schema.columns "
-                "WHERE table_schema = ? AND table_name = 'edges' AND column_name = 'src'",
+                "WHERE table_schema = ? AND table_name = 'run_io' AND column_name = 'run_id'",
                 (self._schema_name,),
             )
             self.key_collation = ' COLLATE "C"' if collation == [("C",)] else ""

@@ -74,7 +74,6 @@ _SQL_IO = (
     "INSERT INTO run_io (idx, run_id, role, artifact_id, dataset_namespace, dataset_name, label, ts, "
     "job_namespace, job_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_SQL_EDGE = "INSERT INTO edges (idx, src, dst, ts) VALUES (?, ?, ?, ?)"
 # Dataset-level data flow comes from the io event alone (it names its run's job), so it is
 # the same whether derived batch by batch or all at once: dataset -> job, job -> dataset.
 _SQL_DS_EDGE = (
@@ -167,7 +166,6 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
     starts: dict[str, tuple[object, ...]] = {}
     ends: dict[str, tuple[object, ...]] = {}
     ios: list[tuple[object, ...]] = []
-    edges: list[tuple[object, ...]] = []
     ds_edges: list[tuple[object, ...]] = []
     job_edges: list[tuple[object, ...]] = []
     erasures: list[tuple[object, ...]] = []
@@ -194,10 +192,6 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
             ns, name = (ds.namespace, ds.name) if ds is not None else (None, None)
             jns, jname = (job.namespace, job.name) if job is not None else (None, None)
             ios.append((idx, ev.run_id, ev.role, art.id, ns, name, ev.label, ev.ts, jns, jname))
-            if ev.role == "input":
-                edges.append((idx, "a:" + art.id, "r:" + ev.run_id, ev.ts))
-            else:
-                edges.append((idx, "r:" + ev.run_id, "a:" + art.id, ev.ts))
             if ds is not None:
                 datasets.append((ds.namespace, ds.name, idx, ev.ts))
             if job is not None:
@@ -261,7 +255,6 @@ def derive(events: Iterable[tuple[int, Event]]) -> Statements:
         (_SQL_DATASET, datasets),
         (_SQL_ARTIFACT, artifacts),
         (_SQL_IO, ios),
-        (_SQL_EDGE, edges),
         (_SQL_DS_EDGE, ds_edges),
         (_SQL_JOB_EDGE, job_edges),
         (_SQL_ERASURE, erasures),

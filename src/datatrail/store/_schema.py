@@ -4,8 +4,10 @@ Two kinds of table. The log itself: ``events`` (one row per appended fact, its
 canonical bytes and its Merkle leaf hash), ``tree_nodes`` (perfect-subtree
 hashes, so proofs cost O(log n) reads) and ``checkpoints`` (every signed
 checkpoint). And projections derived from the log, which ``rebuild`` can drop
-and derive again: jobs, runs, datasets, artifacts, run_io, edges,
-dataset_edges, code_versions, environments, erasures, records.
+and derive again: jobs, runs, datasets, artifacts, run_io, dataset_edges,
+code_versions, environments, erasures, records. The artifact-level graph is
+read from ``run_io`` (``datatrail.store._graph``); schema 1 kept it a second
+time, as ``edges``, which schema 3 drops.
 
 Migrations are small registered steps recorded in ``migrations``; a store whose
 recorded version is above :data:`SCHEMA_VERSION` was written by a newer
@@ -131,11 +133,16 @@ _V2_RECORDS = (
     "CREATE INDEX records_subject ON records (subject, topic, idx)",
 )
 
+# run_io already holds every io event's artifact and run under an index each: the lineage
+# walks read the artifact-level graph from it, and nothing writes each edge twice.
+_V3_NO_EDGES = ("DROP TABLE edges",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "event log, Merkle tree, checkpoints and lineage projections", _V1_LOG + _V1_PROJECTIONS
     ),
     Migration(2, "records: governance, alerts, contracts and interop facts", _V2_RECORDS),
+    Migration(3, "the artifact graph is read from run_io: drop edges", _V3_NO_EDGES),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -150,7 +157,6 @@ PROJECTION_TABLES = (
     "datasets",
     "artifacts",
     "run_io",
-    "edges",
     "dataset_edges",
     "code_versions",
     "environments",
