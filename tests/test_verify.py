@@ -29,8 +29,8 @@ from datatrail.ledger import (
 )
 from datatrail.model import RunFinished, now_ts, uuid7
 from datatrail.store import SQLiteStore, init_home
-from datatrail.store._schema import MIGRATIONS
 from datatrail.store._copy import copy_trail
+from datatrail.store._schema import MIGRATIONS
 
 runner = CliRunner()
 

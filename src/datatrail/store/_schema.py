@@ -134,15 +134,24 @@ _V2_RECORDS = (
 )
 
 # run_io already holds every io event's artifact and run under an index each: the lineage
-# walks read the artifact-level graph from it, and nothing writes each edge twice.
-_V3_NO_EDGES = ("DROP TABLE edges",)
+# walks read the artifact-level graph from it, and nothing writes each edge twice. Runs
+# are looked up by parent only for a given parent, so top-level runs need no index entry.
+_V3_NO_EDGES = (
+    "DROP TABLE edges",
+    "DROP INDEX runs_parent",
+    "CREATE INDEX runs_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL",
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "event log, Merkle tree, checkpoints and lineage projections", _V1_LOG + _V1_PROJECTIONS
     ),
     Migration(2, "records: governance, alerts, contracts and interop facts", _V2_RECORDS),
-    Migration(3, "the artifact graph is read from run_io: drop edges", _V3_NO_EDGES),
+    Migration(
+        3,
+        "the artifact graph is read from run_io: drop edges; index child runs only",
+        _V3_NO_EDGES,
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
