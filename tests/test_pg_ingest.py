@@ -294,11 +294,11 @@ def test_batches_of_every_size_store_the_contract_rows(store: PostgresStore) -> 
 def test_content_hash_lookups_use_hash_indexes(store: PostgresStore) -> None:
     rows = store.query(
         "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = ? "
-        "AND indexname = 'run_io_artifact'",
+        "AND indexname IN ('run_io_artifact', 'run_io_output')",
         (store.schema,),
     )
 
-    assert len(rows) == 1
+    assert len(rows) == 2
     assert all("USING hash" in definition for _, definition in rows)
 
 

@@ -75,9 +75,9 @@ def test_a_walk_on_an_unanalysed_store_never_scans_the_whole_io_table(
     plan = _walk_plan(unanalysed_store, monkeypatch, depth=20)
 
     assert "Seq Scan on run_io" not in plan
-    # Every step probes an index: artifacts by content hash (the runs that wrote them),
-    # runs by id (what they read).
-    assert "run_io_artifact" in plan
+    # Every step probes an index: an artifact for the runs that wrote it (not every run
+    # that read it), a run for what it read.
+    assert "run_io_output" in plan
     assert "run_io_run" in plan
 
 

@@ -649,13 +649,18 @@ _SCHEMA2_EDGES = (
 )
 
 
-def _closure(edges: Sequence[tuple[Any, ...]], start: str, side: int, depth: int) -> set[str]:
-    """The nodes within ``depth`` edges of ``start``, walking into ``side`` (0: src, 1: dst)."""
-    found, frontier = {start}, {start}
+def _closure(
+    edges: Sequence[tuple[str, str]], start: str, side: int, depth: int
+) -> tuple[set[str], set[tuple[str, str]]]:
+    """The nodes within ``depth`` edges of ``start``, walking into ``side`` (0: src, 1: dst),
+    and the edges leaving the nodes nearer than ``depth`` (what a walk lists)."""
+    found, frontier, listed = {start}, {start}, set()
     for _ in range(depth):
-        frontier = {e[side] for e in edges if e[1 - side] in frontier} - found
+        leaving = {e for e in edges if e[1 - side] in frontier}
+        listed |= leaving
+        frontier = {e[side] for e in leaving} - found
         found |= frontier
-    return found
+    return found, listed
 
 
 def test_a_schema_2_store_opens_as_schema_3_and_walks_the_graph_its_edges_held(
@@ -698,11 +703,15 @@ def test_a_schema_2_store_opens_as_schema_3_and_walks_the_graph_its_edges_held(
             node_id = ("artifact:" if node.startswith("a:") else "run:") + node[2:]
             for direction, into in (("upstream", 0), ("downstream", 1)):
                 graph = trail.lineage(node_id, direction=direction, depth=4)
-                keys = {
-                    ("a:" if n.id.startswith("artifact:") else "r:") + n.id.split(":", 1)[1]
-                    for n in graph.nodes
+                key = {"artifact": "a:", "run": "r:"}
+                keys = {key[n.id.split(":", 1)[0]] + n.id.split(":", 1)[1] for n in graph.nodes}
+                listed = {
+                    tuple(
+                        key[x.split(":", 1)[0]] + x.split(":", 1)[1] for x in (e.source, e.target)
+                    )
+                    for e in graph.edges
                 }
-                assert keys == _closure(edges, node, into, 4), (node, direction)
+                assert (keys, listed) == _closure(edges, node, into, 4), (node, direction)
                 walked += len(keys) > 1
         assert walked > len(nodes)  # most nodes have neighbours both ways
         assert verify(store, verifier=signer.verifier).ok

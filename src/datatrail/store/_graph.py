@@ -126,10 +126,11 @@ def artifact_edges(store: Any, keys: Iterable[str], side: Side) -> list[tuple[st
     ):
         for chunk in _chunks(ids):
             marks = ", ".join("?" * len(chunk))
+            # The role as a literal: an IN list as the only parameters travels as one array.
             rows = store.query(
                 f"SELECT {EDGE_COLUMNS} FROM run_io io "
-                f"WHERE io.{column} IN ({marks}) AND io.role = ?",
-                [*chunk, role],
+                f"WHERE io.role = '{role}' AND io.{column} IN ({marks})",
+                chunk,
             )
             out.extend((str(src), str(dst)) for src, dst in rows)
     return out

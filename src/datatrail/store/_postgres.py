@@ -749,7 +749,7 @@ class PostgresStore(LogEngine):
         for migration in MIGRATIONS:
             if migration.version <= current:
                 continue
-            for statement in migration.statements:
+            for statement in (*migration.statements, *migration.postgres):
                 conn.execute(_pg_ddl(statement))
             conn.execute(
                 "INSERT INTO migrations (version, name, applied_at) VALUES (%s, %s, %s)",

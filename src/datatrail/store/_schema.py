@@ -32,11 +32,16 @@ BLOB = "{blob}"  # BLOB in SQLite, BYTEA in PostgreSQL
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema step: its version, a name, and its SQL statements."""
+    """One schema step: its version, a name, and its SQL statements.
+
+    ``postgres`` holds statements only a PostgreSQL store runs, after the
+    portable ones: indexes SQLite has no use for.
+    """
 
     version: int
     name: str
     statements: tuple[str, ...]
+    postgres: tuple[str, ...] = ()
 
 
 _V1_LOG = (
@@ -117,7 +122,7 @@ def sqlite_sql(statement: str) -> str:
     """A portable statement in SQLite's dialect.
 
     Only ``INTEGER PRIMARY KEY`` makes a column SQLite's rowid; ``BIGINT PRIMARY KEY``
-    would add a second B-tree to every insert into the log and the edge tables.
+    would add a second B-tree to every insert into the log, run_io and records.
     """
     return statement.replace("{blob}", "BLOB").replace("BIGINT PRIMARY KEY", "INTEGER PRIMARY KEY")
 
@@ -151,6 +156,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "the artifact graph is read from run_io: drop edges; index child runs only",
         _V3_NO_EDGES,
+        # PostgreSQL's run_io_artifact is a hash index on the artifact alone (SQLite's is a
+        # B-tree on artifact and role): an upstream step at an artifact asks for the runs
+        # that wrote it, which this finds without reading every run that read it.
+        postgres=(
+            "CREATE INDEX run_io_output ON run_io USING hash (artifact_id) WHERE role = 'output'",
+        ),
     ),
 )
 
