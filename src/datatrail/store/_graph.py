@@ -64,27 +64,28 @@ WITH RECURSIVE walk(node, depth) AS (
     UNION
     SELECT x.node, w.depth + 1 FROM walk w CROSS JOIN LATERAL (
         SELECT 'r:' || io.run_id AS node FROM run_io io
-        WHERE left(w.node, 2) = 'a:' AND io.artifact_id = substr(w.node, 3)
-        AND io.role = '{artifact_role}' AND io.ts <= ?
+        WHERE {artifact_probe}
         UNION ALL
         SELECT 'a:' || io.artifact_id FROM run_io io
-        WHERE left(w.node, 2) = 'r:' AND io.run_id = substr(w.node, 3)
-        AND io.role = '{run_role}' AND io.ts <= ?
+        WHERE {run_probe}
         OFFSET 0
     ) x WHERE w.depth < ?
 ), found(node, depth) AS (SELECT node, MIN(depth) FROM walk GROUP BY node)
 SELECT 'n', node, CAST(depth AS TEXT) FROM found UNION ALL
 SELECT DISTINCT 'e', x.src, x.dst FROM found w CROSS JOIN LATERAL (
     SELECT {edge} FROM run_io io
-    WHERE left(w.node, 2) = 'a:' AND io.artifact_id = substr(w.node, 3)
-    AND io.role = '{artifact_role}' AND io.ts <= ?
+    WHERE {artifact_probe}
     UNION ALL
     SELECT {edge} FROM run_io io
-    WHERE left(w.node, 2) = 'r:' AND io.run_id = substr(w.node, 3)
-    AND io.role = '{run_role}' AND io.ts <= ?
+    WHERE {run_probe}
     OFFSET 0
 ) x (src, dst) WHERE w.depth < ?
 """
+# One side of a step on PostgreSQL: a node of one kind, its io rows of one role, by the cutoff.
+_PROBE_PG = (
+    "left(w.node, 2) = '{kind}:' AND io.{column} = substr(w.node, 3) "
+    "AND io.role = '{role}' AND io.ts <= ?"
+)
 
 
 def artifact_walk(
@@ -105,7 +106,14 @@ def artifact_walk(
     """
     roles = {"artifact_role": _ARTIFACT_ROLE[side], "run_role": _RUN_ROLE[side]}
     if postgres:
-        sql = _WALK_PG.format(collate=collate, edge=EDGE_COLUMNS, **roles)
+        sql = _WALK_PG.format(
+            collate=collate,
+            edge=EDGE_COLUMNS,
+            artifact_probe=_PROBE_PG.format(
+                kind="a", column="artifact_id", role=roles["artifact_role"]
+            ),
+            run_probe=_PROBE_PG.format(kind="r", column="run_id", role=roles["run_role"]),
+        )
         return sql, (start, cutoff, cutoff, limit, cutoff, cutoff, limit)
     sql = _WALK_SQLITE.format(probe=_PROBE_SQLITE.format(**roles), edge=EDGE_COLUMNS)
     return sql, (start, limit, cutoff, limit, cutoff)
