@@ -1,10 +1,12 @@
 """The append path and log reads shared by every backend.
 
 A backend supplies a transaction and two ways to run SQL; this class does the
-rest: encode events, skip ids already stored, hash leaves, extend the Merkle
-tree (only newly completed perfect-subtree nodes are written), apply erasure
-receipts, derive projections and sign a checkpoint for the batch, all in the
-one transaction, so a batch lands whole or not at all.
+rest. Before the transaction it encodes the batch and hashes its leaves, work
+that needs no lock, so concurrent writers wait on each other only for the
+database's part. Then, in one transaction, it skips ids already stored,
+extends the Merkle tree (only newly completed perfect-subtree nodes are
+written), applies erasure receipts, derives projections and signs a checkpoint
+for the batch, so a batch lands whole or not at all.
 
 The tree is stored sparsely. A store created by this version keeps the
 perfect-subtree hashes of every second level only (``tree_stride`` 2 in its
@@ -87,6 +89,20 @@ def _kind(event: Event) -> str:
     return kind
 
 
+Prepared = tuple[Event, str, bytes, bytes]
+"""An event ready to append: the event, its kind, its canonical bytes and its leaf hash."""
+
+
+def prepare_batch(events: Sequence[Event]) -> list[Prepared]:
+    """Encode and hash a batch: everything about its entries that needs no transaction."""
+    sha256 = hashlib.sha256
+    out = []
+    for ev in events:
+        body = encode_event(ev)
+        out.append((ev, _kind(ev), body, sha256(b"\x00" + body).digest()))
+    return out
+
+
 class LogEngine:
     """Shared log logic over a backend's transaction and SQL hooks."""
 
@@ -127,8 +143,15 @@ class LogEngine:
 
     # -- append -----------------------------------------------------------------
 
-    def _append(self, events: Sequence[Event], *, dedupe: bool = True) -> AppendResult:
-        encoded = [(ev, encode_event(ev)) for ev in events]
+    def append(self, events: Sequence[Event], *, dedupe: bool = True) -> AppendResult:
+        """Append events in order, atomically (see :meth:`datatrail.store.Store.append`)."""
+        return self._store(prepare_batch(events), dedupe=dedupe)
+
+    def _store(self, batch: list[Prepared], *, dedupe: bool) -> AppendResult:
+        """Append a prepared batch (a backend wraps :meth:`_append` here)."""
+        return self._append(batch, dedupe=dedupe)
+
+    def _append(self, encoded: list[Prepared], *, dedupe: bool = True) -> AppendResult:
         with self._begin() as tx:
             size = self._size_tx(tx)
             if encoded and dedupe:
@@ -146,12 +169,11 @@ class LogEngine:
                     root=root,
                     checkpoint=None,
                 )
-            rows = []
-            leaves = []
-            for i, (ev, body) in enumerate(encoded):
-                leaf = hashlib.sha256(b"\x00" + body).digest()
-                leaves.append(leaf)
-                rows.append((size + i, ev.id, _kind(ev), ev.ts, body, leaf))
+            rows = [
+                (size + i, ev.id, kind, ev.ts, body, leaf)
+                for i, (ev, kind, body, leaf) in enumerate(encoded)
+            ]
+            leaves = [item[3] for item in encoded]
             self._executemany(
                 tx,
                 "INSERT INTO events (idx, id, kind, ts, body, leaf) VALUES (?, ?, ?, ?, ?, ?)",
@@ -167,7 +189,7 @@ class LogEngine:
                 )
             new_size = size + len(encoded)
             root = root_from_frontier(new_frontier, new_size)
-            indexed = [(size + i, ev) for i, (ev, _) in enumerate(encoded)]
+            indexed = [(size + i, item[0]) for i, item in enumerate(encoded)]
             erasures = [(i, ev) for i, ev in indexed if isinstance(ev, ErasureRecorded)]
             if erasures:
                 self._apply_erasures(tx, erasures)
@@ -188,10 +210,8 @@ class LogEngine:
             checkpoint=note,
         )
 
-    def _drop_stored(
-        self, tx: Any, encoded: list[tuple[Event, bytes]]
-    ) -> tuple[list[tuple[Event, bytes]], int]:
-        ids = [ev.id for ev, _ in encoded]
+    def _drop_stored(self, tx: Any, encoded: list[Prepared]) -> tuple[list[Prepared], int]:
+        ids = [item[0].id for item in encoded]
         found: set[str] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -202,11 +222,12 @@ class LogEngine:
             )
         seen: set[str] = set()
         kept = []
-        for ev, body in encoded:
-            if ev.id in found or ev.id in seen:
+        for item in encoded:
+            event_id = item[0].id
+            if event_id in found or event_id in seen:
                 continue
-            seen.add(ev.id)
-            kept.append((ev, body))
+            seen.add(event_id)
+            kept.append(item)
         return kept, len(encoded) - len(kept)
 
     def _apply_erasures(self, tx: Any, erasures: list[tuple[int, ErasureRecorded]]) -> None:

@@ -43,9 +43,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from datatrail.errors import ConfigError, NotAStore, SchemaTooNew, StoreError
 from datatrail.ledger import Signer
-from datatrail.model import Event, now_ts, uuid7
+from datatrail.model import now_ts, uuid7
 from datatrail.store._base import AppendResult, Progress
-from datatrail.store._engine import TREE_STRIDE, LogEngine, tree_stride
+from datatrail.store._engine import TREE_STRIDE, LogEngine, Prepared, tree_stride
 from datatrail.store._schema import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -871,7 +871,7 @@ class PostgresStore(LogEngine):
                 self._conn.close()
                 self._conn = None
 
-    def append(self, events: Sequence[Event], *, dedupe: bool = True) -> AppendResult:
+    def _store(self, batch: list[Prepared], *, dedupe: bool) -> AppendResult:
         # Stored ids (a replay after a lost connection, a redelivered message) and runs seen
         # before (a run restarted in a later batch) are rare, and unique constraints find
         # them anyway: append with the shortcuts, and only if one of them loses, roll back
@@ -880,13 +880,13 @@ class PostgresStore(LogEngine):
         if shortcuts:
             self._taking.shortcuts = shortcuts
             try:
-                return self._append(events, dedupe=dedupe)
+                return self._append(batch, dedupe=dedupe)
             except _ShortcutLost as lost:
                 with self._lock:
                     self._cooling[lost.shortcut] = _COOL_DOWN
             finally:
                 self._taking.shortcuts = frozenset()
-        return self._append(events, dedupe=dedupe)
+        return self._append(batch, dedupe=dedupe)
 
     def _take_shortcuts(self, *, dedupe: bool) -> frozenset[str]:
         """The shortcuts the next append may take: none that lost in the last few appends."""
@@ -899,11 +899,9 @@ class PostgresStore(LogEngine):
                     taken.add(shortcut)
         return frozenset(taken)
 
-    def _drop_stored(
-        self, tx: Any, encoded: list[tuple[Event, bytes]]
-    ) -> tuple[list[tuple[Event, bytes]], int]:
+    def _drop_stored(self, tx: Any, encoded: list[Prepared]) -> tuple[list[Prepared], int]:
         """The batch without repeated ids, and without stored ones unless the id check is skipped."""
-        ids = [ev.id for ev, _ in encoded]
+        ids = [item[0].id for item in encoded]
         found: set[str] = set()
         if encoded and _IDS not in self._shortcuts():
             # One array parameter and one round trip, however large the batch.
@@ -911,11 +909,11 @@ class PostgresStore(LogEngine):
         elif len(set(ids)) == len(ids):
             return encoded, 0  # the common case, found in C: nothing repeats, nothing to check
         kept = []
-        for pair in encoded:
-            event_id = pair[0].id
+        for item in encoded:
+            event_id = item[0].id
             if event_id not in found:
                 found.add(event_id)
-                kept.append(pair)
+                kept.append(item)
         return kept, len(encoded) - len(kept)
 
 

@@ -26,9 +26,9 @@ from typing import Any
 
 from datatrail.errors import NotAStore, SchemaTooNew, StoreError
 from datatrail.ledger import Signer
-from datatrail.model import Event, uuid7
+from datatrail.model import uuid7
 from datatrail.store._base import AppendResult, Progress
-from datatrail.store._engine import TREE_STRIDE, LogEngine, tree_stride
+from datatrail.store._engine import TREE_STRIDE, LogEngine, Prepared, tree_stride
 from datatrail.store._schema import MIGRATIONS, SCHEMA_VERSION, sqlite_sql
 
 __all__ = ["SQLiteStore"]
@@ -424,8 +424,8 @@ class SQLiteStore(LogEngine):
         with self._lock:
             self._conn.close()
 
-    def append(self, events: Sequence[Event], *, dedupe: bool = True) -> AppendResult:
-        result = self._append(events, dedupe=dedupe)
+    def _store(self, batch: list[Prepared], *, dedupe: bool) -> AppendResult:
+        result = self._append(batch, dedupe=dedupe)
         if result.appended:
             # The checkpointer looks at the file's growth every few hundred events, not
             # after every small commit (one OpenLineage event, one access record).
