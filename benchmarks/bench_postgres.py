@@ -152,42 +152,43 @@ def _ingest(quick: bool) -> list[Result]:
     pg_times: list[float] = []
     sqlite_times: list[float] = []
     fresh_times: list[float] = []
+    # The SQLite baseline first, on BASELINE_EVENTS (its rate is steady by then; the whole
+    # bench run stays under ten minutes), its files deleted before PostgreSQL starts: none
+    # of its background work (WAL checkpoints, the kernel writing its pages back) falls in
+    # PostgreSQL's time.
     with tempfile.TemporaryDirectory() as tmp:
+        lite = SQLiteStore(Path(tmp) / "trail.db", create=True, signer=signer)
         try:
-            # The SQLite baseline first, on BASELINE_EVENTS (its rate is steady by then;
-            # the whole bench run stays under ten minutes), and closed before PostgreSQL
-            # starts, so none of its background work falls in PostgreSQL's time.
-            lite = SQLiteStore(Path(tmp) / "trail.db", create=True, signer=signer)
-            try:
-                for batch in _batches(min(total, BASELINE_EVENTS)):
-                    t0 = time.perf_counter()
-                    lite.append(batch)
-                    sqlite_times.append(time.perf_counter() - t0)
-            finally:
-                lite.close()
-            pg = PostgresStore(_URL, create=True, signer=signer, schema=schemas[0])
-            try:
-                for batch in _batches(total):
-                    t0 = time.perf_counter()
-                    pg.append(batch)
-                    pg_times.append(time.perf_counter() - t0)
-                stored = pg.size()
-            finally:
-                pg.close()
-                _drop(schemas[0])
-            # The writer's path on its own afterwards: filled alongside the first, a second
-            # store would share the server's buffers with it and slow both.
-            fresh = PostgresStore(_URL, create=True, signer=signer, schema=schemas[1])
-            try:
-                for batch in _batches(min(total, BASELINE_EVENTS)):
-                    t0 = time.perf_counter()
-                    fresh.append(batch, dedupe=False)
-                    fresh_times.append(time.perf_counter() - t0)
-            finally:
-                fresh.close()
+            for batch in _batches(min(total, BASELINE_EVENTS)):
+                t0 = time.perf_counter()
+                lite.append(batch)
+                sqlite_times.append(time.perf_counter() - t0)
         finally:
-            for schema in schemas:
-                _drop(schema)
+            lite.close()
+    try:
+        pg = PostgresStore(_URL, create=True, signer=signer, schema=schemas[0])
+        try:
+            for batch in _batches(total):
+                t0 = time.perf_counter()
+                pg.append(batch)
+                pg_times.append(time.perf_counter() - t0)
+            stored = pg.size()
+        finally:
+            pg.close()
+            _drop(schemas[0])
+        # The writer's path on its own afterwards: filled alongside the first, a second
+        # store would share the server's buffers with it and slow both.
+        fresh = PostgresStore(_URL, create=True, signer=signer, schema=schemas[1])
+        try:
+            for batch in _batches(min(total, BASELINE_EVENTS)):
+                t0 = time.perf_counter()
+                fresh.append(batch, dedupe=False)
+                fresh_times.append(time.perf_counter() - t0)
+        finally:
+            fresh.close()
+    finally:
+        for schema in schemas:
+            _drop(schema)
     rate = total / sum(pg_times)
     baseline = len(sqlite_times) * BATCH / sum(sqlite_times)
     fresh_rate = len(fresh_times) * BATCH / sum(fresh_times)
