@@ -13,7 +13,7 @@ import pyarrow as pa
 from typer.testing import CliRunner
 
 import datatrail
-from datatrail.capture._hash_tables import _hll, summarize_table
+from datatrail.capture._hash_tables import _HLL_P, _hll, _hll_update, summarize_table
 from datatrail.cli import app
 
 runner = CliRunner()
@@ -56,6 +56,25 @@ def test_distinct_estimates_are_within_three_percent_on_every_path() -> None:
             assert abs(estimate - exact) <= max(1, 0.03 * exact), (cardinality, column.type)
     summary = summarize_table(pl.DataFrame({"x": [1, 1, 2, None]}))
     assert summary is not None and summary["columns"]["x"]["distinct"] == 2
+
+
+def test_hll_registers_hold_each_buckets_highest_rank_as_the_definition_gives_it() -> None:
+    # Ranks by the definition, one hash at a time: leading zeros of the bits below the
+    # bucket's, plus one; a hash whose lower bits are all zero ranks 65 - p.
+    p = _HLL_P
+    low_bits = 64 - p
+    edges = [0, 1, 2**64 - 1, 2**63, 1 << (low_bits - 1), (1 << low_bits) - 1, 1 << low_bits, 3]
+    rng = random.Random(11)
+    hashes = edges + [rng.getrandbits(64) for _ in range(50_000)]
+    hashes += [rng.getrandbits(64) >> rng.randrange(64) for _ in range(5_000)]  # long zero runs
+    expected = [0] * (1 << p)
+    for h in hashes:
+        low = h & ((1 << low_bits) - 1)
+        rank = low_bits - low.bit_length() + 1
+        expected[h >> low_bits] = max(expected[h >> low_bits], rank)
+    registers = np.zeros(1 << p, dtype=np.uint8)
+    _hll_update(registers, np.array(hashes, dtype=np.uint64))
+    assert registers.tolist() == expected
 
 
 def test_contract_commands_round_trip(tmp_path: Path, trail) -> None:

@@ -657,35 +657,51 @@ def _hash_chunk(chunk: Any) -> np.ndarray[Any, Any] | None:
     if pa.types.is_floating(t):
         floats = values.view(f"<f{width}")
         values = (floats + 0.0).view(f"<u{width}")  # -0.0 and 0.0 are one value
-    return _mix(values.astype(np.uint64))
+    return _mix(values.astype(np.uint64, copy=False))  # _mix's first step makes a new array
+
+
+_HLL_SLICE: Final = 1 << 16
+"""Values hashed at a time: every temporary array of a slice stays in the CPU's cache."""
+_HLL_LOW: Final = np.uint64((1 << (64 - _HLL_P)) - 1)
+
+
+def _hll_update(registers: np.ndarray[Any, Any], hashed: np.ndarray[Any, Any]) -> None:
+    """Fold 64-bit hashes into the registers (``hashed`` is used up as scratch space).
+
+    A hash's top ``_HLL_P`` bits pick its register; its rank is the leading zeros of
+    the other bits, plus one. With a 1 appended below them (so a hash whose other bits
+    are all zero ranks ``65 - _HLL_P``), those bits are an integer under 2**51, exact
+    as a float, whose exponent is its bit length less one: no rounding, no loop.
+    """
+    index = hashed >> np.uint64(64 - _HLL_P)
+    hashed &= _HLL_LOW
+    hashed <<= np.uint64(1)
+    hashed |= np.uint64(1)
+    exponent = hashed.view(np.int64).astype(np.float64).view(np.uint64)
+    exponent >>= np.uint64(52)  # biased by 1023; the sign bit is 0
+    rank = (np.uint64(65 - _HLL_P + 1023) - exponent).astype(np.uint8)
+    np.maximum.at(registers, index, rank)
 
 
 def _hll(column: Any) -> int | None:
     """Estimated number of distinct non-null values of an Arrow column (HyperLogLog)."""
     m = 1 << _HLL_P
-    seen = np.zeros(m * 65, dtype=bool)
+    registers = np.zeros(m, dtype=np.uint8)
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     for chunk in chunks:
         chunk = _decode(chunk)
         if chunk.null_count:
             chunk = pc.drop_null(chunk)
-        if len(chunk) == 0:
-            continue
-        hashed = _hash_chunk(chunk)
-        if hashed is None:
-            return None
-        index = (hashed >> np.uint64(64 - _HLL_P)).astype(np.intp)
-        rest = (hashed << np.uint64(_HLL_P)) | np.uint64(1 << (_HLL_P - 1))
-        # rank = leading zeros + 1; rest is never 0, so frexp's exponent is its bit length
-        rank = 65 - np.frexp(rest.astype(np.float64))[1]
-        seen[index * 65 + rank] = True
-    grid = seen.reshape(m, 65)
-    registers = np.where(grid.any(axis=1), 64 - np.argmax(grid[:, ::-1], axis=1), 0)
+        for start in range(0, len(chunk), _HLL_SLICE):
+            hashed = _hash_chunk(chunk.slice(start, _HLL_SLICE))
+            if hashed is None:
+                return None
+            _hll_update(registers, hashed)
     zeros = int((registers == 0).sum())
     if zeros == m:
         return 0
     alpha = 0.7213 / (1 + 1.079 / m)
-    estimate = alpha * m * m / float(np.sum(np.ldexp(1.0, -registers)))
+    estimate = alpha * m * m / float(np.sum(np.ldexp(1.0, -registers.astype(np.int64))))
     if estimate <= 2.5 * m and zeros:
         estimate = m * math.log(m / zeros)  # linear counting: exact-ish for small counts
     return round(estimate)
