@@ -673,7 +673,7 @@ def _hll_update(registers: np.ndarray[Any, Any], hashed: np.ndarray[Any, Any]) -
     are all zero ranks ``65 - _HLL_P``), those bits are an integer under 2**51, exact
     as a float, whose exponent is its bit length less one: no rounding, no loop.
     """
-    index = hashed >> np.uint64(64 - _HLL_P)
+    index = (hashed >> np.uint64(64 - _HLL_P)).view(np.int64)  # under 2**_HLL_P: no cast
     hashed &= _HLL_LOW
     hashed <<= np.uint64(1)
     hashed |= np.uint64(1)
