@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks._harness import Result
+from benchmarks._harness import Result, settle
 
 
 def _modules() -> list[str]:
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     for name in names:
         module = importlib.import_module(f"benchmarks.bench_{name}")
-        console.print(f"[bold]running[/] {name} …")
+        flushed = settle()
+        console.print(f"[bold]running[/] {name} … [dim](disk settled in {flushed:.1f}s)[/]")
         t0 = time.perf_counter()
         for result in module.run(quick=args.quick):
             rows.append((name, result))

@@ -9,6 +9,7 @@ single timings: these machines are shared and noisy.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -29,6 +30,19 @@ class Result:
     ratio: float | None = None
     note: str = ""
     extra: dict[str, float] = field(default_factory=dict)
+
+
+def settle() -> float:
+    """Flush the kernel's dirty pages; return the seconds it took.
+
+    A group that writes gigabytes (a million-event store, a JetStream stream) leaves
+    them for the kernel to write back over the next seconds. A group that commits
+    with ``fsync`` while that writeback runs would count the earlier group's I/O as
+    its own, so the runner settles the disk before each group, outside its timing.
+    """
+    start = time.perf_counter()
+    os.sync()
+    return time.perf_counter() - start
 
 
 def median_time(fn: Callable[[], object], *, repeat: int = 5, number: int = 1) -> float:
