@@ -2,7 +2,8 @@
 
 ``python -m benchmarks`` runs all of them; ``python -m benchmarks hashing ledger``
 runs the named ones; ``--quick`` shrinks sizes for a smoke run; ``--json FILE``
-also writes the rows for machines.
+also writes the rows for machines. Before each group the kernel's dirty pages
+are flushed (outside any timing), so no group pays for an earlier one's writes.
 """
 
 from __future__ import annotations
