@@ -73,9 +73,20 @@ def _content_id(n: int) -> str:
     return "blake3:" + hashlib.blake2b(n.to_bytes(8, "little"), digest_size=32).hexdigest()
 
 
+def _ts(micros: int) -> str:
+    """A timestamp ``micros`` microseconds after 2024-05-01 12:00 UTC (under twelve hours)."""
+    seconds, us = divmod(micros, 1_000_000)
+    minutes, sec = divmod(seconds, 60)
+    return f"2024-05-01T{12 + minutes // 60:02d}:{minutes % 60:02d}:{sec:02d}.{us:06d}Z"
+
+
 def _batches(total: int) -> Iterator[list[Event]]:
-    """``total`` events in batches of :data:`BATCH`, four events per run."""
-    ts = "2024-05-01T12:00:00.000000Z"
+    """``total`` events in batches of :data:`BATCH`, four events per run.
+
+    Runs start a millisecond apart and their events 100 µs apart, as a pipeline's
+    would: timestamps are indexed (a dataset's versions by time), and equal ones
+    would let the server fold index entries together that real traffic never does.
+    """
     jobs = [JobRef(namespace="bench", name=f"etl.step{j}") for j in range(50)]
     datasets = [DatasetRef(namespace="file", name=f"/data/part{d}.parquet") for d in range(200)]
     runs = 0
@@ -85,11 +96,14 @@ def _batches(total: int) -> Iterator[list[Event]]:
             run_id = uuid7()
             n = runs
             runs += 1
+            start = n * 1000
             batch += [
-                RunStarted(id=uuid7(), ts=ts, run_id=run_id, job=jobs[n % 50], params={"n": n}),
+                RunStarted(
+                    id=uuid7(), ts=_ts(start), run_id=run_id, job=jobs[n % 50], params={"n": n}
+                ),
                 IORecorded(
                     id=uuid7(),
-                    ts=ts,
+                    ts=_ts(start + 100),
                     run_id=run_id,
                     role="input",
                     artifact=ArtifactInfo(id=_content_id(n), kind="file", size=n, rows=10),
@@ -98,14 +112,14 @@ def _batches(total: int) -> Iterator[list[Event]]:
                 ),
                 IORecorded(
                     id=uuid7(),
-                    ts=ts,
+                    ts=_ts(start + 200),
                     run_id=run_id,
                     role="output",
                     artifact=ArtifactInfo(id=_content_id(n + 1), kind="file", size=n, rows=9),
                     dataset=datasets[(n + 1) % 200],
                     label="return",
                 ),
-                RunFinished(id=uuid7(), ts=ts, run_id=run_id, status="completed"),
+                RunFinished(id=uuid7(), ts=_ts(start + 300), run_id=run_id, status="completed"),
             ]
         yield batch
 
