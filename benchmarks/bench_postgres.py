@@ -10,12 +10,13 @@ of batches made the same way, in the same run, just before PostgreSQL starts
 appends and were counted in them). Before PostgreSQL's first batch the kernel's
 dirty pages are flushed and the server is asked for a ``CHECKPOINT``: the
 group run just before (NATS into this same server) leaves a checkpoint's worth
-of dirty buffers that would otherwise be written during this one's timing. The checkpoints the ingest itself causes
-(about 1.2 KB of WAL per event, so one per ``max_wal_size``) stay in its time.
-Batches are appended with the default id check
-on (``dedupe=True``), as an at-least-once ingest worker must; the writer's
-fresh-id path (``dedupe=False``) is measured afterwards in a store of its own
-and reported in the note.
+of dirty buffers that would otherwise be written during this one's timing. The
+checkpoints the ingest causes itself stay in its time (about 1.2 KB of WAL an
+event: two a million events at the default ``max_wal_size`` of 1 GB). Batches
+are appended with the default id check on (``dedupe=True``), as an
+at-least-once ingest worker must; the writer's fresh-id path
+(``dedupe=False``) is measured afterwards in a store of its own and reported
+in the note.
 
 Lineage: the synthetic 1M-run graph of ``bench_core`` (1,000 chains with
 random cross-links), made in SQLite by the same helper and copied into the
