@@ -53,6 +53,7 @@ from datatrail.model import (
     JobRef,
     RunFinished,
     RunStarted,
+    format_ts,
     uuid7,
 )
 
@@ -74,11 +75,7 @@ def _content_id(n: int) -> str:
     return "blake3:" + hashlib.blake2b(n.to_bytes(8, "little"), digest_size=32).hexdigest()
 
 
-def _ts(micros: int) -> str:
-    """A timestamp ``micros`` microseconds after 2024-05-01 12:00 UTC (under twelve hours)."""
-    seconds, us = divmod(micros, 1_000_000)
-    minutes, sec = divmod(seconds, 60)
-    return f"2024-05-01T{12 + minutes // 60:02d}:{minutes % 60:02d}:{sec:02d}.{us:06d}Z"
+_EPOCH_NS = 1_714_564_800 * 10**9  # 2024-05-01T12:00:00Z, the first run's start
 
 
 def _batches(total: int) -> Iterator[list[Event]]:
@@ -97,14 +94,18 @@ def _batches(total: int) -> Iterator[list[Event]]:
             run_id = uuid7()
             n = runs
             runs += 1
-            start = n * 1000
+            start = _EPOCH_NS + n * 1_000_000  # runs a millisecond apart
             batch += [
                 RunStarted(
-                    id=uuid7(), ts=_ts(start), run_id=run_id, job=jobs[n % 50], params={"n": n}
+                    id=uuid7(),
+                    ts=format_ts(start),
+                    run_id=run_id,
+                    job=jobs[n % 50],
+                    params={"n": n},
                 ),
                 IORecorded(
                     id=uuid7(),
-                    ts=_ts(start + 100),
+                    ts=format_ts(start + 100_000),
                     run_id=run_id,
                     role="input",
                     artifact=ArtifactInfo(id=_content_id(n), kind="file", size=n, rows=10),
@@ -113,14 +114,16 @@ def _batches(total: int) -> Iterator[list[Event]]:
                 ),
                 IORecorded(
                     id=uuid7(),
-                    ts=_ts(start + 200),
+                    ts=format_ts(start + 200_000),
                     run_id=run_id,
                     role="output",
                     artifact=ArtifactInfo(id=_content_id(n + 1), kind="file", size=n, rows=9),
                     dataset=datasets[(n + 1) % 200],
                     label="return",
                 ),
-                RunFinished(id=uuid7(), ts=_ts(start + 300), run_id=run_id, status="completed"),
+                RunFinished(
+                    id=uuid7(), ts=format_ts(start + 300_000), run_id=run_id, status="completed"
+                ),
             ]
         yield batch
 
