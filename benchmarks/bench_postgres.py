@@ -16,7 +16,10 @@ event: two a million events at the default ``max_wal_size`` of 1 GB). Batches
 are appended with the default id check on (``dedupe=True``), as an
 at-least-once ingest worker must; the writer's fresh-id path
 (``dedupe=False``) is measured afterwards in a store of its own and reported
-in the note.
+in the note. The note also gives the CPU time the server's process spent per
+batch, read from ``/proc`` when the server runs on this machine: how much of
+a batch's time is the server's own work, against the client's and the waits
+for the disk.
 
 Lineage: the synthetic 1M-run graph of ``bench_core`` (1,000 chains with
 random cross-links), made in SQLite by the same helper and copied into the
@@ -155,6 +158,33 @@ def _checkpoint() -> str:
     return "after a CHECKPOINT"
 
 
+def _backend_cpu(application: str) -> float | None:
+    """CPU seconds used so far by the server process serving ``application``'s connection.
+
+    ``None`` when it cannot be read here: a server reached other than by a Unix
+    socket or loopback (its process ids may mean nothing in this machine's
+    ``/proc``), or not on Linux.
+    """
+    import psycopg
+
+    with psycopg.connect(_URL, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pid, inet_server_addr() IS NULL OR inet_server_addr() << '127.0.0.0/8' "
+            "OR inet_server_addr() = '::1' FROM pg_stat_activity WHERE application_name = %s",
+            (application,),
+        ).fetchone()
+    if row is None or not row[1]:
+        return None
+    proc = Path(f"/proc/{row[0]}")
+    try:
+        if proc.joinpath("comm").read_text().strip() != "postgres":
+            return None
+        fields = proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def _drop(schema: str) -> None:
     import psycopg
 
@@ -179,6 +209,8 @@ def run(quick: bool) -> list[Result]:
 
 
 def _ingest(quick: bool) -> list[Result]:
+    from psycopg.conninfo import make_conninfo
+
     from datatrail.store._postgres import PostgresStore
     from datatrail.store._sqlite import SQLiteStore
 
@@ -203,13 +235,18 @@ def _ingest(quick: bool) -> list[Result]:
         finally:
             lite.close()
     checkpointed = _checkpoint()
+    # The server's own CPU time for the batches: how much of their time is its work.
+    application = f"datatrail-bench-{uuid.uuid4().hex[:8]}"
+    url = make_conninfo(_URL, application_name=application)
     try:
-        pg = PostgresStore(_URL, create=True, signer=signer, schema=schemas[0])
+        pg = PostgresStore(url, create=True, signer=signer, schema=schemas[0])
         try:
+            cpu_before = _backend_cpu(application)
             for batch in _batches(total):
                 t0 = time.perf_counter()
                 pg.append(batch)
                 pg_times.append(time.perf_counter() - t0)
+            cpu_after = _backend_cpu(application)
             stored = pg.size()
         finally:
             pg.close()
@@ -232,6 +269,11 @@ def _ingest(quick: bool) -> list[Result]:
     baseline = len(sqlite_times) * BATCH / sum(sqlite_times)
     fresh_rate = len(fresh_times) * BATCH / sum(fresh_times)
     p50 = statistics.median(pg_times) * 1000
+    extra = {"batch_p50_ms": p50, "dedupe_off_events_per_s": fresh_rate}
+    server = "server CPU not readable from here"
+    if cpu_before is not None and cpu_after is not None:
+        extra["server_cpu_ms_per_batch"] = (cpu_after - cpu_before) * 1000 / len(pg_times)
+        server = f"server backend CPU {extra['server_cpu_ms_per_batch']:.0f} ms a batch"
     return [
         Result(
             name=name,
@@ -244,11 +286,11 @@ def _ingest(quick: bool) -> list[Result]:
             ratio=rate / baseline,
             note=(
                 f"id check on, {checkpointed}; {sum(pg_times):.1f}s, batch p50 {p50:.0f} ms "
-                f"({BATCH / (p50 / 1000):,.0f} events/s), {stored:,} stored; "
+                f"({BATCH / (p50 / 1000):,.0f} events/s), {server}, {stored:,} stored; "
                 f"writer path (dedupe=False, alone, first {min(total, BASELINE_EVENTS):,}) "
                 f"{fresh_rate:,.0f} events/s"
             ),
-            extra={"batch_p50_ms": p50, "dedupe_off_events_per_s": fresh_rate},
+            extra=extra,
         )
     ]
 
