@@ -158,8 +158,8 @@ def _checkpoint() -> str:
     return "after a CHECKPOINT"
 
 
-def _backend_cpu(application: str) -> float | None:
-    """CPU seconds used so far by the server process serving ``application``'s connection.
+def _backend(application: str) -> Path | None:
+    """The ``/proc`` directory of the server process serving ``application``'s connection.
 
     ``None`` when it cannot be read here: a server reached other than by a Unix
     socket or loopback (its process ids may mean nothing in this machine's
@@ -177,12 +177,15 @@ def _backend_cpu(application: str) -> float | None:
         return None
     proc = Path(f"/proc/{row[0]}")
     try:
-        if proc.joinpath("comm").read_text().strip() != "postgres":
-            return None
-        fields = proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+        return proc if proc.joinpath("comm").read_text().strip() == "postgres" else None
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _cpu_seconds(proc: Path) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _drop(schema: str) -> None:
@@ -241,12 +244,13 @@ def _ingest(quick: bool) -> list[Result]:
     try:
         pg = PostgresStore(url, create=True, signer=signer, schema=schemas[0])
         try:
-            cpu_before = _backend_cpu(application)
+            backend = _backend(application)
+            cpu = _cpu_seconds(backend) if backend else 0.0
             for batch in _batches(total):
                 t0 = time.perf_counter()
                 pg.append(batch)
                 pg_times.append(time.perf_counter() - t0)
-            cpu_after = _backend_cpu(application)
+            server_ms = (_cpu_seconds(backend) - cpu) * 1000 / len(pg_times) if backend else None
             stored = pg.size()
         finally:
             pg.close()
@@ -271,9 +275,9 @@ def _ingest(quick: bool) -> list[Result]:
     p50 = statistics.median(pg_times) * 1000
     extra = {"batch_p50_ms": p50, "dedupe_off_events_per_s": fresh_rate}
     server = "server CPU not readable from here"
-    if cpu_before is not None and cpu_after is not None:
-        extra["server_cpu_ms_per_batch"] = (cpu_after - cpu_before) * 1000 / len(pg_times)
-        server = f"server backend CPU {extra['server_cpu_ms_per_batch']:.0f} ms a batch"
+    if server_ms is not None:
+        extra["server_cpu_ms_per_batch"] = server_ms
+        server = f"server backend CPU {server_ms:.0f} ms a batch"
     return [
         Result(
             name=name,
